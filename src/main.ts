@@ -1,0 +1,41 @@
+// The embedded default: one command runs Rampart on one machine — the Temporal dev server on a
+// SQLite file (unless TEMPORAL_ADDRESS points elsewhere), a release worker, and the API.
+import { join } from 'node:path';
+import { createReleaseWorker } from '../workers/worker';
+import { loadConfig, projectPath } from './config';
+import { connectTemporal } from './temporal/connect';
+
+async function main(): Promise<void> {
+  const config = loadConfig();
+  const say = (line: string) => console.log(`[rampart] ${line}`);
+  const temporal = await connectTemporal(config, say);
+  const worker = await createReleaseWorker({
+    address: temporal.address,
+    namespace: temporal.namespace,
+    taskQueue: config.RAMPART_TASK_QUEUE,
+    simulatedStateDir: join(projectPath(config.RAMPART_DATA_DIR), 'simulated'),
+  });
+  const running = worker.run();
+
+  say(`Temporal   ${temporal.address} (namespace ${temporal.namespace})${temporal.devServer ? ', embedded dev server' : ''}`);
+  if (temporal.uiUrl) say(`Temporal UI ${temporal.uiUrl}`);
+  say(`worker     polling task queue ${config.RAMPART_TASK_QUEUE}`);
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    say(`${signal}: shutting down`);
+    await worker.shutdown();
+    await temporal.close();
+    say('stopped');
+  };
+  process.once('SIGINT', () => void stop('SIGINT'));
+  process.once('SIGTERM', () => void stop('SIGTERM'));
+  await running;
+}
+
+main().catch((error) => {
+  console.error(`[rampart] ${(error as Error).message ?? error}`);
+  process.exit(1);
+});

@@ -1,0 +1,72 @@
+import type { TargetSpec } from '../spec/release-spec';
+import type { Deployer } from './deploy/deployer';
+import type { LoadGenerator } from './load/generator';
+import type { MetricProvider } from './metrics/provider';
+import {
+  SimulatedDeployer,
+  SimulatedFleet,
+  SimulatedLoadGenerator,
+  SimulatedMetrics,
+  SimulatedRouter,
+} from './simulated/fleet';
+import type { TrafficRouter } from './traffic/router';
+
+/** Everything a release needs from the place it deploys to. */
+export interface ProviderSet {
+  deployer: Deployer;
+  router: TrafficRouter;
+  metrics: MetricProvider;
+  load: LoadGenerator;
+}
+
+export interface ProviderDependencies {
+  fleet: SimulatedFleet;
+}
+
+/**
+ * Builds (and keeps) the providers of each target. Targets are part of the release spec, so the
+ * same worker serves simulated and real services; an unknown type is an error, never a fallback.
+ */
+export class ProviderRegistry {
+  private readonly cache = new Map<string, ProviderSet>();
+
+  constructor(private readonly deps: ProviderDependencies) {}
+
+  forTarget(target: TargetSpec): ProviderSet {
+    const key = JSON.stringify(target);
+    let set = this.cache.get(key);
+    if (!set) {
+      set = this.create(target);
+      this.cache.set(key, set);
+    }
+    return set;
+  }
+
+  private create(target: TargetSpec): ProviderSet {
+    switch (target.type) {
+      case 'simulated':
+        return {
+          deployer: new SimulatedDeployer(this.deps.fleet, target),
+          router: new SimulatedRouter(this.deps.fleet, target),
+          metrics: new SimulatedMetrics(this.deps.fleet, target),
+          load: new SimulatedLoadGenerator(target),
+        };
+      default:
+        throw new UnsupportedTargetError((target as { type: string }).type);
+    }
+  }
+
+  async close(): Promise<void> {
+    for (const set of this.cache.values()) {
+      await Promise.allSettled([set.deployer.close?.(), set.router.close?.()]);
+    }
+    this.cache.clear();
+  }
+}
+
+export class UnsupportedTargetError extends Error {
+  constructor(type: string) {
+    super(`target type "${type}" is not supported by this worker (supported: simulated, local)`);
+    this.name = 'UnsupportedTargetError';
+  }
+}

@@ -1,0 +1,31 @@
+/** Traffic routing: how much of a service's traffic reaches the canary slot, and who reaches it first. */
+
+export interface HeaderMatch {
+  header: string;
+  value: string;
+}
+
+/** The routes of one service: canary share in percent (stable gets the rest) and the internal-audience rule. */
+export interface Routes {
+  canaryWeight: number;
+  internalAudience: HeaderMatch | null;
+}
+
+export const STABLE_ONLY: Routes = { canaryWeight: 0, internalAudience: null };
+
+export interface TrafficRouter {
+  readonly type: string;
+  /** Applies the routes live, reads them back, and returns what was verified; throws if they do not match. */
+  setRoutes(service: string, routes: Routes): Promise<Routes>;
+  /** The routes the router is applying right now. */
+  getRoutes(service: string): Promise<Routes>;
+  close?(): Promise<void>;
+}
+
+export function sameRoutes(a: Routes, b: Routes): boolean {
+  return (
+    a.canaryWeight === b.canaryWeight &&
+    (a.internalAudience?.header ?? null) === (b.internalAudience?.header ?? null) &&
+    (a.internalAudience?.value ?? null) === (b.internalAudience?.value ?? null)
+  );
+}

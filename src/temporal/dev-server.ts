@@ -1,0 +1,123 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { createServer, Socket } from 'node:net';
+import { dirname } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Connection } from '@temporalio/client';
+import { SEARCH_ATTRIBUTES } from '../../workflows/definitions';
+
+export interface DevServerOptions {
+  cliPath: string;
+  /** SQLite file; releases survive a restart of the server on the same file. Unset: in memory. */
+  dbFile?: string;
+  host?: string;
+  port?: number;
+  /** Port of the Temporal UI; 0 turns it off. */
+  uiPort?: number;
+  namespace?: string;
+  /** How long to wait for the server to answer; generous, since a shared machine can be slow. */
+  startTimeoutMs?: number;
+  logLevel?: 'debug' | 'info' | 'warn' | 'error';
+  /** Where the server's output goes; default: discarded. */
+  onOutput?: (chunk: string) => void;
+}
+
+export interface DevServer {
+  address: string;
+  uiUrl: string | null;
+  namespace: string;
+  process: ChildProcess;
+  stop(signal?: NodeJS.Signals): Promise<void>;
+}
+
+export async function freePort(host = '127.0.0.1'): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const server = createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, host, () => {
+      const address = server.address();
+      server.close(() => (typeof address === 'object' && address ? resolvePort(address.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+async function portOpen(host: string, port: number): Promise<boolean> {
+  return new Promise((done) => {
+    const socket = new Socket();
+    socket.setTimeout(500);
+    socket.once('connect', () => (socket.destroy(), done(true)));
+    socket.once('timeout', () => (socket.destroy(), done(false)));
+    socket.once('error', () => (socket.destroy(), done(false)));
+    socket.connect(port, host);
+  });
+}
+
+/**
+ * Starts `temporal server start-dev` ourselves rather than through the SDK, which allows it only
+ * 5 s: on a loaded two-core machine the first start with a fresh SQLite file can take longer.
+ * Rampart's search attributes are registered at start, so releases are listable at once.
+ */
+export async function startDevServer(options: DevServerOptions): Promise<DevServer> {
+  const host = options.host ?? '127.0.0.1';
+  const port = options.port ?? (await freePort(host));
+  const uiPort = options.uiPort ?? (await freePort(host));
+  const namespace = options.namespace ?? 'default';
+  const args = ['server', 'start-dev', '--ip', host, '--port', String(port), '--namespace', namespace, '--log-level', options.logLevel ?? 'warn'];
+  if (uiPort > 0) args.push('--ui-port', String(uiPort));
+  else args.push('--headless');
+  if (options.dbFile) {
+    mkdirSync(dirname(options.dbFile), { recursive: true });
+    args.push('--db-filename', options.dbFile);
+  }
+  for (const key of SEARCH_ATTRIBUTES) args.push('--search-attribute', `${key.name}=Keyword`);
+  // Let visibility see newly registered search attributes without waiting for its cache.
+  args.push('--dynamic-config-value', 'system.forceSearchAttributesCacheRefreshOnRead=true');
+
+  const child = spawn(options.cliPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  const collect = (chunk: Buffer) => {
+    const text = chunk.toString();
+    output = (output + text).slice(-4_000);
+    options.onOutput?.(text);
+  };
+  child.stdout!.on('data', collect);
+  child.stderr!.on('data', collect);
+  const exited = new Promise<number | null>((done) => child.once('exit', (code) => done(code)));
+
+  const address = `${host}:${port}`;
+  const deadline = Date.now() + (options.startTimeoutMs ?? 60_000);
+  let ready = false;
+  while (Date.now() < deadline && child.exitCode === null) {
+    if (await portOpen(host, port)) {
+      try {
+        const connection = await Connection.connect({ address, connectTimeout: 2_000 });
+        await connection.workflowService.getSystemInfo({});
+        await connection.close();
+        ready = true;
+        break;
+      } catch {
+        // the port opens before the frontend serves; try again
+      }
+    }
+    await sleep(200);
+  }
+  if (!ready) {
+    child.kill('SIGKILL');
+    throw new Error(`the Temporal dev server did not become ready on ${address}: ${child.exitCode !== null ? `it exited with ${child.exitCode}` : 'timed out'}\n${output}`);
+  }
+
+  return {
+    address,
+    uiUrl: uiPort > 0 ? `http://${host}:${uiPort}` : null,
+    namespace,
+    process: child,
+    async stop(signal: NodeJS.Signals = 'SIGTERM') {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill(signal);
+      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}

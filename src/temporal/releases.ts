@@ -1,0 +1,160 @@
+import {
+  WithStartWorkflowOperation,
+  WorkflowNotFoundError,
+  WorkflowUpdateFailedError,
+  type Client,
+  type WorkflowExecutionInfo,
+} from '@temporalio/client';
+import type { CommandName, ReleaseCommand, ReleaseStatus } from '../engine/release-state';
+import type { ReleaseSpec } from '../spec/release-spec';
+import {
+  abortUpdate,
+  approveUpdate,
+  laneStatusQuery,
+  laneWorkflowId,
+  pauseUpdate,
+  promoteUpdate,
+  resumeUpdate,
+  statusQuery,
+  submitReleaseUpdate,
+  TASK_QUEUE,
+  type LaneStatus,
+  type SubmitResult,
+} from '../../workflows/definitions';
+import { releaseLaneWorkflow } from '../../workflows/lane';
+
+const COMMAND_UPDATES = {
+  pause: pauseUpdate,
+  resume: resumeUpdate,
+  promote: promoteUpdate,
+  abort: abortUpdate,
+  approve: approveUpdate,
+} as const;
+
+/** The release does not exist (or not yet: a queued release starts when the one it supersedes has rolled back). */
+export class ReleaseNotFoundError extends Error {
+  constructor(readonly releaseId: string) {
+    super(`no release ${releaseId}`);
+    this.name = 'ReleaseNotFoundError';
+  }
+}
+
+/** The command makes no sense in the release's current state; the message says why. */
+export class CommandRejectedError extends Error {
+  constructor(readonly command: CommandName, reason: string) {
+    super(reason);
+    this.name = 'CommandRejectedError';
+  }
+}
+
+export interface ReleaseSummary {
+  releaseId: string;
+  service: string | undefined;
+  environment: string | undefined;
+  version: string | undefined;
+  phase: string | undefined;
+  outcome: string | undefined;
+  status: string;
+  startTime: string;
+  closeTime: string | null;
+}
+
+export interface ListFilter {
+  service?: string;
+  environment?: string;
+  /** running, or a Temporal execution status (Completed, Failed, …). */
+  status?: string;
+  limit?: number;
+}
+
+/** What the API, the CLI and the tests use to drive releases: Temporal's client, in Rampart's words. */
+export class ReleaseClient {
+  constructor(private readonly client: Client, private readonly taskQueue: string = TASK_QUEUE) {}
+
+  /** Hands the release to its service's lane, which starts it, queues it behind a superseded one, or finds it a duplicate. */
+  async submit(spec: ReleaseSpec): Promise<SubmitResult> {
+    const lane = new WithStartWorkflowOperation(releaseLaneWorkflow, {
+      workflowId: laneWorkflowId(spec.service, spec.environment),
+      taskQueue: this.taskQueue,
+      args: [{ service: spec.service, environment: spec.environment }],
+      workflowIdConflictPolicy: 'USE_EXISTING',
+    });
+    return this.client.workflow.executeUpdateWithStart(submitReleaseUpdate, { args: [spec], startWorkflowOperation: lane });
+  }
+
+  async status(releaseId: string): Promise<ReleaseStatus> {
+    try {
+      return await this.client.workflow.getHandle(releaseId).query(statusQuery);
+    } catch (error) {
+      if (error instanceof WorkflowNotFoundError) throw new ReleaseNotFoundError(releaseId);
+      throw error;
+    }
+  }
+
+  /** Sends a command as an update: refused with the reason when it makes no sense now, else answered with the status after it. */
+  async command(releaseId: string, name: CommandName, command: ReleaseCommand): Promise<ReleaseStatus> {
+    try {
+      return await this.client.workflow.getHandle(releaseId).executeUpdate(COMMAND_UPDATES[name], { args: [command] });
+    } catch (error) {
+      if (error instanceof WorkflowNotFoundError) throw new ReleaseNotFoundError(releaseId);
+      if (error instanceof WorkflowUpdateFailedError) throw new CommandRejectedError(name, error.cause?.message ?? error.message);
+      // An update sent to a closed workflow is refused by the server rather than by the validator.
+      if (isClosedWorkflowError(error)) throw new CommandRejectedError(name, `the release has finished; nothing to ${name}`);
+      throw error;
+    }
+  }
+
+  async result(releaseId: string): Promise<ReleaseStatus> {
+    return this.client.workflow.getHandle(releaseId).result();
+  }
+
+  async lane(service: string, environment: string): Promise<LaneStatus | null> {
+    try {
+      return await this.client.workflow.getHandle(laneWorkflowId(service, environment)).query(laneStatusQuery);
+    } catch (error) {
+      if (error instanceof WorkflowNotFoundError) return null;
+      throw error;
+    }
+  }
+
+  async list(filter: ListFilter = {}): Promise<ReleaseSummary[]> {
+    const clauses = [`WorkflowType = 'releaseWorkflow'`];
+    if (filter.service) clauses.push(`RampartService = ${quote(filter.service)}`);
+    if (filter.environment) clauses.push(`RampartEnvironment = ${quote(filter.environment)}`);
+    if (filter.status) clauses.push(`ExecutionStatus = ${quote(filter.status === 'running' ? 'Running' : filter.status)}`);
+    const releases: ReleaseSummary[] = [];
+    for await (const info of this.client.workflow.list({ query: clauses.join(' AND '), pageSize: 100 })) {
+      releases.push(summarize(info));
+      if (releases.length >= (filter.limit ?? 100)) break;
+    }
+    return releases;
+  }
+}
+
+function quote(value: string): string {
+  return `'${value.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
+}
+
+function keyword(info: WorkflowExecutionInfo, name: string): string | undefined {
+  const value = info.searchAttributes?.[name];
+  return Array.isArray(value) && typeof value[0] === 'string' ? value[0] : undefined;
+}
+
+function summarize(info: WorkflowExecutionInfo): ReleaseSummary {
+  return {
+    releaseId: info.workflowId,
+    service: keyword(info, 'RampartService'),
+    environment: keyword(info, 'RampartEnvironment'),
+    version: keyword(info, 'RampartVersion'),
+    phase: keyword(info, 'RampartPhase'),
+    outcome: keyword(info, 'RampartOutcome'),
+    status: info.status.name,
+    startTime: info.startTime.toISOString(),
+    closeTime: info.closeTime?.toISOString() ?? null,
+  };
+}
+
+function isClosedWorkflowError(error: unknown): boolean {
+  const message = (error as Error)?.message ?? '';
+  return /workflow execution already completed|already completed/i.test(message);
+}

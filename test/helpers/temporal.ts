@@ -1,0 +1,74 @@
+import { Client, Connection } from '@temporalio/client';
+import { projectPath } from '../../src/config';
+import { resolveTemporalCli } from '../../src/temporal/cli';
+import { startDevServer, type DevServer } from '../../src/temporal/dev-server';
+import { ReleaseClient } from '../../src/temporal/releases';
+import { createReleaseWorker, type ReleaseWorker, type ReleaseWorkerOptions } from '../../workers/worker';
+
+/** A real Temporal dev server for one test file (in memory unless a SQLite file is given), no UI. */
+export async function startTestServer(options: { dbFile?: string; port?: number } = {}): Promise<DevServer> {
+  const cli = await resolveTemporalCli({ explicitPath: process.env.TEMPORAL_CLI_PATH, toolsDir: projectPath('.tools'), install: true });
+  return startDevServer({ cliPath: cli.path, uiPort: 0, ...options });
+}
+
+export interface TestRig {
+  server: DevServer;
+  connection: Connection;
+  client: Client;
+  releases: ReleaseClient;
+  worker: ReleaseWorker;
+  workerRun: Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Server, client and an in-process worker: what most workflow tests need. */
+export async function startRig(workerOptions: Partial<ReleaseWorkerOptions> = {}): Promise<TestRig> {
+  const server = await startTestServer();
+  const connection = await Connection.connect({ address: server.address });
+  const client = new Client({ connection });
+  const worker = await createReleaseWorker({ address: server.address, ...workerOptions });
+  const workerRun = worker.run();
+  return {
+    server,
+    connection,
+    client,
+    releases: new ReleaseClient(client),
+    worker,
+    workerRun,
+    async close() {
+      await worker.shutdown();
+      await connection.close();
+      await server.stop();
+    },
+  };
+}
+
+let counter = 0;
+/** A service name no other test uses, so each test has its own lane. */
+export function uniqueService(prefix = 'svc'): string {
+  counter += 1;
+  return `${prefix}-${process.pid}-${counter}`;
+}
+
+/** A git-SHA-shaped version, distinct per call. */
+export function sha(seed: number | string): string {
+  const text = String(seed);
+  let hex = '';
+  for (let i = 0; hex.length < 40; i++) hex += ((text.charCodeAt(i % text.length) * 31 + i * 7) % 16).toString(16);
+  return hex;
+}
+
+export async function waitFor<T>(what: string, probe: () => Promise<T | undefined | null | false>, timeoutMs = 30_000, everyMs = 100): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const value = await probe();
+      if (value) return value;
+    } catch (error) {
+      last = error;
+    }
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+  throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+}

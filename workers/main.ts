@@ -1,0 +1,30 @@
+// A worker process on its own: polls the release task queue of the Temporal at TEMPORAL_ADDRESS.
+// Run many of these to scale out; Temporal spreads the releases over them.
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadConfig, projectPath } from '../src/config';
+import { WORKFLOW_BUNDLE_PATH } from '../src/paths';
+import { createReleaseWorker } from './worker';
+
+async function main(): Promise<void> {
+  const config = loadConfig();
+  if (!config.TEMPORAL_ADDRESS) throw new Error('TEMPORAL_ADDRESS is not set: a stand-alone worker needs a Temporal server (npm start runs one embedded)');
+  // Compiled (production) workers load the bundle built by `npm run build`; from sources they bundle at start.
+  const compiled = __filename.endsWith('.js');
+  if (compiled && !existsSync(WORKFLOW_BUNDLE_PATH)) throw new Error(`no workflow bundle at ${WORKFLOW_BUNDLE_PATH}: run npm run build`);
+  const release = await createReleaseWorker({
+    address: config.TEMPORAL_ADDRESS,
+    namespace: config.TEMPORAL_NAMESPACE,
+    taskQueue: config.RAMPART_TASK_QUEUE,
+    simulatedStateDir: join(projectPath(config.RAMPART_DATA_DIR), 'simulated'),
+    ...(compiled ? { workflowBundlePath: WORKFLOW_BUNDLE_PATH } : {}),
+  });
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => void release.shutdown());
+  console.log(`worker polling ${config.RAMPART_TASK_QUEUE} on ${config.TEMPORAL_ADDRESS}`);
+  await release.run();
+}
+
+main().catch((error) => {
+  console.error((error as Error).message ?? error);
+  process.exit(1);
+});

@@ -1,0 +1,3 @@
+// The worker's workflow bundle entry: every workflow type Rampart registers.
+export { releaseWorkflow } from './release';
+export { releaseLaneWorkflow } from './lane';

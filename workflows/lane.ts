@@ -1,0 +1,150 @@
+import {
+  allHandlersFinished,
+  condition,
+  continueAsNew,
+  getExternalWorkflowHandle,
+  ParentClosePolicy,
+  setHandler,
+  startChild,
+  workflowInfo,
+  WorkflowIdReusePolicy,
+} from '@temporalio/workflow';
+import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
+import type { ReleaseSpec } from '../src/spec/release-spec';
+import {
+  environmentKey,
+  laneStatusQuery,
+  releaseWorkflowId,
+  serviceKey,
+  submitReleaseUpdate,
+  supersedeSignal,
+  versionKey,
+  type LaneInput,
+  type LaneRecord,
+  type SubmitResult,
+} from './definitions';
+import { releaseWorkflow } from './release';
+
+const RECENT_KEPT = 100;
+
+interface Submission {
+  spec: ReleaseSpec;
+  answer?: SubmitResult;
+}
+
+/**
+ * The lane of one service in one environment: it owns the rule "at most one release in flight".
+ * Every release request for the lane arrives here as an update and is handled in order:
+ * - the version in flight, queued, or released recently: a duplicate, answered with the existing release;
+ * - a new version while one is in flight: the one in flight is superseded (rolls back cleanly, as
+ *   Argo Rollouts does) and the new one starts when that rollback is done; a newer one still
+ *   replaces it in the queue before it starts;
+ * - otherwise the release starts at once as a child workflow.
+ * Release workflow ids are derived from the version and Temporal refuses to reuse them, so even a
+ * lane that lost its memory cannot start the same version twice.
+ */
+export async function releaseLaneWorkflow(input: LaneInput): Promise<void> {
+  const { service, environment } = input;
+  const recent: LaneRecord[] = [...(input.recent ?? [])];
+  const inbox: Submission[] = [];
+  // Kept in one object: handlers and the loop both change it, and the compiler must not assume it stays null.
+  const lane: {
+    current: (LaneRecord & { done: boolean; supersedeSent: boolean }) | null;
+    pending: (LaneRecord & { spec: ReleaseSpec }) | null;
+  } = { current: null, pending: null };
+
+  setHandler(laneStatusQuery, () => ({
+    service,
+    environment,
+    current: lane.current ? { releaseId: lane.current.releaseId, version: lane.current.version } : null,
+    pending: lane.pending ? { releaseId: lane.pending.releaseId, version: lane.pending.version } : null,
+    recent,
+  }));
+
+  setHandler(
+    submitReleaseUpdate,
+    async (spec) => {
+      const submission: Submission = { spec };
+      inbox.push(submission);
+      await condition(() => submission.answer !== undefined);
+      return submission.answer!;
+    },
+    {
+      validator: (spec) => {
+        if (spec?.service !== service || spec?.environment !== environment) {
+          throw new Error(`this lane is ${service}/${environment}; the release is for ${spec?.service}/${spec?.environment}`);
+        }
+      },
+    },
+  );
+
+  function remember(record: LaneRecord): void {
+    recent.push(record);
+    if (recent.length > RECENT_KEPT) recent.shift();
+  }
+
+  async function start(spec: ReleaseSpec): Promise<SubmitResult> {
+    const releaseId = releaseWorkflowId(service, environment, spec.version);
+    try {
+      const child = await startChild(releaseWorkflow, {
+        workflowId: releaseId,
+        args: [{ releaseId, spec }],
+        // The lane may continue-as-new while nothing is in flight; releases must never depend on it.
+        parentClosePolicy: ParentClosePolicy.ABANDON,
+        workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
+        typedSearchAttributes: [
+          { key: serviceKey, value: service },
+          { key: environmentKey, value: environment },
+          { key: versionKey, value: spec.version },
+        ],
+      });
+      const started = { releaseId, version: spec.version, done: false, supersedeSent: false };
+      lane.current = started;
+      remember({ releaseId, version: spec.version });
+      child.result().then(
+        () => (started.done = true),
+        () => (started.done = true),
+      );
+      return { releaseId, disposition: 'started' };
+    } catch (error) {
+      if (error instanceof WorkflowExecutionAlreadyStartedError) return { releaseId, disposition: 'duplicate' };
+      throw error;
+    }
+  }
+
+  async function handle(spec: ReleaseSpec): Promise<SubmitResult> {
+    const known = [lane.current, lane.pending, ...recent].find((r) => r?.version === spec.version);
+    if (known) return { releaseId: known.releaseId, disposition: 'duplicate' };
+    if (!lane.current) return start(spec);
+
+    const releaseId = releaseWorkflowId(service, environment, spec.version);
+    // A queued version replaced by a newer one never starts; remembered, so a redelivery stays a duplicate.
+    if (lane.pending) remember({ releaseId: lane.pending.releaseId, version: lane.pending.version });
+    lane.pending = { releaseId, version: spec.version, spec };
+    if (!lane.current.supersedeSent) {
+      lane.current.supersedeSent = true;
+      await getExternalWorkflowHandle(lane.current.releaseId).signal(supersedeSignal, { byVersion: spec.version, byRelease: releaseId });
+    }
+    return { releaseId, disposition: 'queued', supersedes: lane.current.releaseId };
+  }
+
+  for (;;) {
+    await condition(() => inbox.length > 0 || lane.current?.done === true || (lane.current === null && workflowInfo().continueAsNewSuggested));
+    if (lane.current?.done) {
+      lane.current = null;
+      if (lane.pending) {
+        const next = lane.pending;
+        lane.pending = null;
+        await start(next.spec);
+      }
+    }
+    while (inbox.length > 0) {
+      const submission = inbox.shift()!;
+      submission.answer = await handle(submission.spec);
+    }
+    if (lane.current === null && lane.pending === null && workflowInfo().continueAsNewSuggested) {
+      await condition(allHandlersFinished);
+      await continueAsNew<typeof releaseLaneWorkflow>({ service, environment, recent });
+    }
+  }
+}
