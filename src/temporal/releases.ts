@@ -93,13 +93,17 @@ export class ReleaseClient {
 
   /** Sends a command as an update: refused with the reason when it makes no sense now, else answered with the status after it. */
   async command(releaseId: string, name: CommandName, command: ReleaseCommand): Promise<ReleaseStatus> {
+    const handle = this.client.workflow.getHandle(releaseId);
     try {
-      return await this.client.workflow.getHandle(releaseId).executeUpdate(COMMAND_UPDATES[name], { args: [command] });
+      return await handle.executeUpdate(COMMAND_UPDATES[name], { args: [command] });
     } catch (error) {
-      if (error instanceof WorkflowNotFoundError) throw new ReleaseNotFoundError(releaseId);
       if (error instanceof WorkflowUpdateFailedError) throw new CommandRejectedError(name, error.cause?.message ?? error.message);
-      // An update sent to a closed workflow is refused by the server rather than by the validator.
-      if (isClosedWorkflowError(error)) throw new CommandRejectedError(name, `the release has finished; nothing to ${name}`);
+      if (error instanceof WorkflowNotFoundError) {
+        // The server answers an update to a closed workflow as "not found"; tell the two apart.
+        const finished = await handle.query(statusQuery).catch(() => null);
+        if (finished) throw new CommandRejectedError(name, `the release has finished (${finished.state}); nothing to ${name}`);
+        throw new ReleaseNotFoundError(releaseId);
+      }
       throw error;
     }
   }
@@ -152,9 +156,4 @@ function summarize(info: WorkflowExecutionInfo): ReleaseSummary {
     startTime: info.startTime.toISOString(),
     closeTime: info.closeTime?.toISOString() ?? null,
   };
-}
-
-function isClosedWorkflowError(error: unknown): boolean {
-  const message = (error as Error)?.message ?? '';
-  return /workflow execution already completed|already completed/i.test(message);
 }

@@ -1,4 +1,5 @@
 import { Client, Connection } from '@temporalio/client';
+import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { projectPath } from '../../src/config';
 import { resolveTemporalCli } from '../../src/temporal/cli';
 import { startDevServer, type DevServer } from '../../src/temporal/dev-server';
@@ -21,8 +22,17 @@ export interface TestRig {
   close(): Promise<void>;
 }
 
+let quiet = false;
+/** The SDK logs every worker state change at INFO; tests want warnings only. Once per process. */
+export function quietSdkLogs(): void {
+  if (quiet) return;
+  quiet = true;
+  Runtime.install({ logger: new DefaultLogger('WARN') });
+}
+
 /** Server, client and an in-process worker: what most workflow tests need. */
 export async function startRig(workerOptions: Partial<ReleaseWorkerOptions> = {}): Promise<TestRig> {
+  quietSdkLogs();
   const server = await startTestServer();
   const connection = await Connection.connect({ address: server.address });
   const client = new Client({ connection });

@@ -1,0 +1,271 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import type { Client } from '@temporalio/client';
+import { CommandRejectedError } from '../../src/temporal/releases';
+import { abortSignal, promoteSignal } from '../../workflows/definitions';
+import { fastSpec, STABLE } from '../helpers/specs';
+import { sha, startRig, uniqueService, waitFor, type TestRig } from '../helpers/temporal';
+
+/** How often each activity type was scheduled in a release's history: the proof that an undo ran once. */
+async function activityCounts(client: Client, releaseId: string): Promise<Record<string, number>> {
+  const history = await client.workflow.getHandle(releaseId).fetchHistory();
+  const counts: Record<string, number> = {};
+  for (const event of history.events ?? []) {
+    const name = event.activityTaskScheduledEventAttributes?.activityType?.name;
+    if (name) counts[name] = (counts[name] ?? 0) + 1;
+  }
+  return counts;
+}
+
+const operator = { actor: 'alice', reason: 'testing' };
+
+describe('release workflow on a real Temporal dev server', () => {
+  let rig: TestRig;
+  before(async () => {
+    rig = await startRig();
+  });
+  after(async () => {
+    await rig?.close();
+  });
+
+  function fleetOf(service: string) {
+    return rig.worker.fleet.service(service);
+  }
+
+  test('a release walks all four phases to 100% and retires the old version', async () => {
+    const service = uniqueService();
+    const version = sha('walk');
+    const { releaseId, disposition } = await rig.releases.submit(fastSpec(service, version));
+    assert.equal(disposition, 'started');
+    const result = await rig.releases.result(releaseId);
+
+    assert.equal(result.state, 'promoted');
+    assert.equal(result.outcome?.result, 'promoted');
+    assert.deepEqual(
+      result.history.filter((t) => t.event === 'step-started').map((t) => t.step),
+      ['synthetic', 'canary-internal', 'canary-5', 'ramp-10', 'ramp-50', 'full'],
+    );
+    const weights = result.history.filter((t) => t.event === 'traffic-moved').map((t) => t.reason);
+    assert.deepEqual(weights, ['canary 0%', 'canary 0%, internal users first', 'canary 5%, internal users first', 'canary 10%', 'canary 50%', 'canary 100%']);
+    assert.equal(result.loadTests.length, 1);
+    assert.ok(result.loadTests[0]!.passed);
+    assert.equal(result.stableVersion, STABLE);
+    // The old version is retired: the new one holds the stable slot, the canary slot is empty, all traffic on stable.
+    const fleet = fleetOf(service);
+    assert.deepEqual(fleet.slots, { stable: version, canary: null });
+    assert.deepEqual(fleet.routes, { canaryWeight: 0, internalAudience: null });
+    assert.ok(fleet.events.some((e) => e.action === 'deploy' && e.slot === 'stable' && e.version === version));
+  });
+
+  test('pause holds the weight through a bake that would otherwise have advanced; resume continues', async () => {
+    const service = uniqueService();
+    const { releaseId } = await rig.releases.submit(fastSpec(service, sha('pause'), { bake: { 'ramp-10': '1500ms' } }));
+    await waitFor('ramp-10', async () => (await rig.releases.status(releaseId)).step?.name === 'ramp-10');
+    const paused = await rig.releases.command(releaseId, 'pause', operator);
+    assert.equal(paused.state, 'paused');
+    assert.equal(paused.pause?.cause, 'operator');
+
+    await new Promise((r) => setTimeout(r, 3_000)); // twice the bake
+    const held = await rig.releases.status(releaseId);
+    assert.equal(held.state, 'paused');
+    assert.equal(held.step?.name, 'ramp-10');
+    assert.equal(held.routes.canaryWeight, 10);
+    assert.equal(fleetOf(service).routes.canaryWeight, 10);
+
+    const resumed = await rig.releases.command(releaseId, 'resume', { actor: 'bob', reason: 'looks fine' });
+    assert.equal(resumed.state, 'running');
+    const result = await rig.releases.result(releaseId);
+    assert.equal(result.outcome?.result, 'promoted');
+    const resumedBy = result.history.find((t) => t.event === 'resumed');
+    assert.equal(resumedBy?.actor, 'bob');
+    assert.equal(resumedBy?.reason, 'looks fine');
+  });
+
+  for (const step of ['synthetic', 'canary-internal', 'canary-5', 'ramp-10', 'ramp-50', 'full']) {
+    test(`abort during ${step} returns traffic to stable and runs every undo exactly once`, async () => {
+      const service = uniqueService();
+      const version = sha(`abort-${step}`);
+      const spec = fastSpec(service, version, { bake: { [step]: '1m' } });
+      const { releaseId } = await rig.releases.submit(spec);
+      await waitFor(`bake of ${step}`, async () => {
+        const s = await rig.releases.status(releaseId);
+        return s.step?.name === step && s.history.some((t) => t.event === 'traffic-moved' && t.step === step);
+      });
+
+      const aborted = await rig.releases.command(releaseId, 'abort', { actor: 'carol', reason: `abort in ${step}` });
+      assert.equal(aborted.state, 'aborted');
+      assert.equal(aborted.outcome?.actor, 'carol');
+      assert.deepEqual(aborted.routes, { canaryWeight: 0, internalAudience: null });
+
+      const fleet = fleetOf(service);
+      assert.deepEqual(fleet.routes, { canaryWeight: 0, internalAudience: null });
+      assert.deepEqual(fleet.slots, { stable: STABLE, canary: null });
+      const counts = await activityCounts(rig.client, releaseId);
+      assert.equal(counts.resetRoutes, 1, 'resetRoutes ran once');
+      assert.equal(counts.stopCanary, 1, 'stopCanary ran once');
+      assert.equal(counts.restoreStable, undefined, 'nothing to restore before full rollout');
+      assert.deepEqual(
+        aborted.history.filter((t) => t.event === 'undo').map((t) => t.reason),
+        ['reset-routes', 'stop-canary'],
+      );
+    });
+  }
+
+  test('failed analysis rolls the release back on its own', async () => {
+    const service = uniqueService();
+    const version = sha('faulty');
+    const { releaseId } = await rig.releases.submit(fastSpec(service, version, { health: { [version]: { errorRate: 0.1 } }, load: { maxErrorRate: 0.5 } }));
+    const result = await rig.releases.result(releaseId);
+    assert.equal(result.outcome?.result, 'rolled-back');
+    assert.match(result.outcome!.reason, /analysis failed.*error-rate/);
+    assert.equal(result.analysis.at(-1)?.phase, 'Failed');
+    // The canary got no further than the first analysed step.
+    assert.equal(result.step?.name, 'canary-internal');
+    assert.deepEqual(fleetOf(service).slots, { stable: STABLE, canary: null });
+    assert.deepEqual(fleetOf(service).routes, { canaryWeight: 0, internalAudience: null });
+  });
+
+  test('inconclusive analysis never promotes: the release pauses for a person', async () => {
+    const service = uniqueService();
+    const version = sha('nodata');
+    const { releaseId } = await rig.releases.submit(fastSpec(service, version, { health: { [version]: { noData: true } } }));
+    const paused = await waitFor('inconclusive pause', async () => {
+      const s = await rig.releases.status(releaseId);
+      return s.pause?.cause === 'inconclusive' ? s : null;
+    });
+    assert.equal(paused.step?.name, 'canary-internal');
+    assert.match(paused.pause!.reason, /inconclusive 3 time\(s\), limit 2/);
+    await new Promise((r) => setTimeout(r, 1_000));
+    const still = await rig.releases.status(releaseId);
+    assert.equal(still.state, 'paused');
+    assert.equal(still.step?.name, 'canary-internal');
+    assert.ok(still.analysis.every((run) => run.phase === 'Inconclusive'));
+    assert.equal(fleetOf(service).routes.canaryWeight, 0);
+    // A resume gives a fresh allowance, and with still no data it pauses again rather than advancing.
+    await rig.releases.command(releaseId, 'resume', operator);
+    await waitFor('second inconclusive pause', async () => (await rig.releases.status(releaseId)).history.filter((t) => t.event === 'paused').length === 2);
+    assert.equal((await rig.releases.status(releaseId)).step?.name, 'canary-internal');
+    await rig.releases.command(releaseId, 'abort', operator);
+  });
+
+  test('a step that keeps failing exhausts its retries and compensates', async () => {
+    const service = uniqueService();
+    const version = sha('broken-deploy');
+    const { releaseId } = await rig.releases.submit(fastSpec(service, version, { health: { [version]: { deployFailures: 100 } } }));
+    const result = await rig.releases.result(releaseId);
+    assert.equal(result.outcome?.result, 'rolled-back');
+    assert.match(result.outcome!.reason, /step synthetic failed after retries: deployCanary: simulated deploy/);
+    assert.equal(fleetOf(service).deployAttempts[version], 5, 'five attempts, the retry policy');
+    const counts = await activityCounts(rig.client, releaseId);
+    assert.equal(counts.stopCanary, 1);
+    assert.deepEqual(fleetOf(service).slots, { stable: STABLE, canary: null });
+  });
+
+  test('a load test that fails stops the release before any user traffic reaches it', async () => {
+    const service = uniqueService();
+    const version = sha('slow');
+    const { releaseId } = await rig.releases.submit(fastSpec(service, version, { health: { [version]: { latencyMs: 2_000 } } }));
+    const result = await rig.releases.result(releaseId);
+    assert.equal(result.outcome?.result, 'rolled-back');
+    assert.match(result.outcome!.reason, /load test failed in synthetic: p99 2000 ms above 500 ms/);
+    assert.ok(!fleetOf(service).events.some((e) => e.action === 'set-routes' && (e.routes?.canaryWeight ?? 0) > 0));
+  });
+
+  test('abort wins a race with promote', async () => {
+    const service = uniqueService();
+    const { releaseId } = await rig.releases.submit(fastSpec(service, sha('race'), { bake: { 'canary-5': '1m' } }));
+    await waitFor('canary-5', async () => (await rig.releases.status(releaseId)).step?.name === 'canary-5');
+    const handle = rig.client.workflow.getHandle(releaseId);
+    await Promise.all([handle.signal(promoteSignal, operator), handle.signal(abortSignal, operator), handle.signal(promoteSignal, operator)]);
+    const result = await rig.releases.result(releaseId);
+    assert.equal(result.outcome?.result, 'aborted');
+    assert.deepEqual(fleetOf(service).slots, { stable: STABLE, canary: null });
+    await assert.rejects(rig.releases.command(releaseId, 'promote', operator), CommandRejectedError);
+  });
+
+  test('a command that makes no sense now is refused with the reason', async () => {
+    const service = uniqueService();
+    const { releaseId } = await rig.releases.submit(fastSpec(service, sha('refuse'), { bake: { 'ramp-10': '1m' } }));
+    await waitFor('ramp-10', async () => (await rig.releases.status(releaseId)).step?.name === 'ramp-10');
+    await assert.rejects(rig.releases.command(releaseId, 'resume', operator), /not paused \(it is running\)/);
+    await assert.rejects(rig.releases.command(releaseId, 'approve', operator), /not waiting for approval/);
+    await rig.releases.command(releaseId, 'pause', operator);
+    await assert.rejects(rig.releases.command(releaseId, 'pause', operator), /already paused/);
+    const promoted = await rig.releases.command(releaseId, 'promote', operator);
+    assert.equal(promoted.state, 'running', 'promote lifts the pause');
+    const result = await rig.releases.result(releaseId);
+    assert.equal(result.outcome?.result, 'promoted');
+    assert.ok(result.history.some((t) => t.event === 'bake-skipped' && t.step === 'ramp-10'));
+    await assert.rejects(rig.releases.command(releaseId, 'abort', operator), /has finished/);
+  });
+
+  test('a manual approval gate holds the traffic until approved', async () => {
+    const service = uniqueService();
+    const { releaseId } = await rig.releases.submit(fastSpec(service, sha('gate'), { approval: ['ramp-50'] }));
+    const waiting = await waitFor('the gate', async () => {
+      const s = await rig.releases.status(releaseId);
+      return s.state === 'awaiting-approval' ? s : null;
+    });
+    assert.equal(waiting.step?.name, 'ramp-50');
+    assert.equal(waiting.routes.canaryWeight, 10);
+    await assert.rejects(rig.releases.command(releaseId, 'promote', operator), /approve it instead/);
+    await rig.releases.command(releaseId, 'approve', { actor: 'dba', reason: 'migration checked' });
+    const result = await rig.releases.result(releaseId);
+    assert.equal(result.outcome?.result, 'promoted');
+    assert.equal(result.history.find((t) => t.event === 'approved')?.actor, 'dba');
+  });
+
+  test('cancelling the workflow compensates like an abort', async () => {
+    const service = uniqueService();
+    const { releaseId } = await rig.releases.submit(fastSpec(service, sha('cancel'), { bake: { 'ramp-50': '1m' } }));
+    await waitFor('ramp-50', async () => (await rig.releases.status(releaseId)).routes.canaryWeight === 50);
+    await rig.client.workflow.getHandle(releaseId).cancel();
+    const result = await rig.releases.result(releaseId);
+    assert.equal(result.outcome?.result, 'cancelled');
+    assert.deepEqual(fleetOf(service).routes, { canaryWeight: 0, internalAudience: null });
+    assert.deepEqual(fleetOf(service).slots, { stable: STABLE, canary: null });
+  });
+
+  test('a new version mid-release supersedes the one in flight, which rolls back cleanly first', async () => {
+    const service = uniqueService();
+    const first = sha('first');
+    const second = sha('second');
+    const a = await rig.releases.submit(fastSpec(service, first, { bake: { 'ramp-10': '1m' } }));
+    await waitFor('first at ramp-10', async () => (await rig.releases.status(a.releaseId)).routes.canaryWeight === 10);
+
+    const b = await rig.releases.submit(fastSpec(service, second));
+    assert.equal(b.disposition, 'queued');
+    assert.equal(b.supersedes, a.releaseId);
+
+    const firstResult = await rig.releases.result(a.releaseId);
+    assert.equal(firstResult.outcome?.result, 'superseded');
+    assert.match(firstResult.outcome!.reason, new RegExp(`superseded by ${second}`));
+    const secondResult = await waitFor('second release', async () => rig.releases.result(b.releaseId));
+    assert.equal(secondResult.outcome?.result, 'promoted');
+    // The second started only after the first had rolled back: its deploy comes after the first's stop.
+    const events = fleetOf(service).events;
+    const firstStopped = events.findIndex((e) => e.action === 'stop' && e.version === first);
+    const secondDeployed = events.findIndex((e) => e.action === 'deploy' && e.slot === 'canary' && e.version === second);
+    assert.ok(firstStopped >= 0 && secondDeployed > firstStopped, 'second deployed after first stopped');
+    assert.deepEqual(fleetOf(service).slots, { stable: second, canary: null });
+  });
+
+  test('a duplicate request returns the existing release and never starts a second', async () => {
+    const service = uniqueService();
+    const version = sha('dup');
+    const spec = fastSpec(service, version, { bake: { 'canary-5': '1m' } });
+    const answers = await Promise.all([rig.releases.submit(spec), rig.releases.submit(spec), rig.releases.submit(spec)]);
+    assert.equal(new Set(answers.map((a) => a.releaseId)).size, 1);
+    assert.deepEqual(answers.map((a) => a.disposition).sort(), ['duplicate', 'duplicate', 'started']);
+    await rig.releases.command(answers[0]!.releaseId, 'abort', operator);
+    // Even after the release ended, the same version is a duplicate.
+    const later = await rig.releases.submit(spec);
+    assert.equal(later.disposition, 'duplicate');
+    const runs = await waitFor('visibility', async () => {
+      const list = await rig.releases.list({ service });
+      return list.length > 0 && list.every((r) => r.status !== 'RUNNING') ? list : null;
+    });
+    assert.equal(runs.length, 1);
+    assert.equal(runs[0]!.outcome, 'aborted');
+  });
+});
