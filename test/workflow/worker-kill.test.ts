@@ -1,0 +1,77 @@
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { Client, Connection } from '@temporalio/client';
+import { PROJECT_ROOT } from '../../src/paths';
+import { SimulatedFleet } from '../../src/providers/simulated/fleet';
+import type { DevServer } from '../../src/temporal/dev-server';
+import { ReleaseClient } from '../../src/temporal/releases';
+import { fastSpec, STABLE } from '../helpers/specs';
+import { sha, startTestServer, uniqueService, waitFor } from '../helpers/temporal';
+
+let server: DevServer;
+let connection: Connection;
+let releases: ReleaseClient;
+let dataDir: string;
+const workers: ChildProcess[] = [];
+
+/** A worker in its own process, as in production, so it can be killed for real. */
+function startWorkerProcess(): ChildProcess {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'workers/main.ts'], {
+    cwd: PROJECT_ROOT,
+    env: { ...process.env, TEMPORAL_ADDRESS: server.address, RAMPART_DATA_DIR: dataDir },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  child.stdout!.resume();
+  child.stderr!.resume();
+  workers.push(child);
+  return child;
+}
+
+before(async () => {
+  dataDir = mkdtempSync(join(tmpdir(), 'rampart-kill-'));
+  server = await startTestServer();
+  connection = await Connection.connect({ address: server.address });
+  releases = new ReleaseClient(new Client({ connection }));
+});
+
+after(async () => {
+  for (const worker of workers) if (worker.exitCode === null) worker.kill('SIGKILL');
+  await connection?.close();
+  await server?.stop();
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+test('a worker killed with SIGKILL mid-release is replaced and the release finishes with the right end state', async () => {
+  const service = uniqueService('kill');
+  const version = sha('survivor');
+  const first = startWorkerProcess();
+  const bake = { 'canary-internal': '1s', 'canary-5': '1s', 'ramp-10': '2s', 'ramp-50': '1s', full: '1s' };
+  const { releaseId } = await releases.submit(fastSpec(service, version, { bake, analysis: { interval: '200ms' } }));
+
+  await waitFor('the release at ramp-10', async () => (await releases.status(releaseId)).step?.name === 'ramp-10', 60_000);
+  first.kill('SIGKILL');
+  await new Promise((resolve) => first.once('exit', resolve));
+  assert.equal(first.signalCode, 'SIGKILL');
+
+  startWorkerProcess();
+  const result = await releases.result(releaseId);
+  assert.equal(result.outcome?.result, 'promoted');
+
+  // The fleet as the workers left it (its state lives in the data folder, like real machines would).
+  const fleet = new SimulatedFleet({ stateDir: join(dataDir, 'simulated') }).reload(service)!;
+  assert.deepEqual(fleet.slots, { stable: version, canary: null });
+  assert.deepEqual(fleet.routes, { canaryWeight: 0, internalAudience: null });
+  const canaryDeploys = fleet.events.filter((e) => e.action === 'deploy' && e.slot === 'canary');
+  assert.equal(canaryDeploys.length, 1, 'the canary was started once');
+  // Weights only ever went up until the final move back to the (new) stable slot.
+  const weights = fleet.events.filter((e) => e.action === 'set-routes').map((e) => e.routes!.canaryWeight);
+  const forward = weights.slice(0, -1);
+  assert.deepEqual(forward, [...forward].sort((a, b) => a - b), `weights in order: ${weights.join(',')}`);
+  assert.equal(weights.at(-1), 0);
+  assert.notEqual(result.stableVersion, null);
+  assert.equal(result.stableVersion, STABLE);
+});
