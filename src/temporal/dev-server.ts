@@ -74,7 +74,11 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
   // Let visibility see newly registered search attributes without waiting for its cache.
   args.push('--dynamic-config-value', 'system.forceSearchAttributesCacheRefreshOnRead=true');
 
-  const child = spawn(options.cliPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  // Its own process group: a Ctrl-C in the terminal reaches Rampart, which drains the worker first
+  // and then stops the server; an exit of ours for any other reason still takes the server along.
+  const child = spawn(options.cliPath, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  const killOnExit = () => child.kill('SIGKILL');
+  process.once('exit', killOnExit);
   let output = '';
   const collect = (chunk: Buffer) => {
     const text = chunk.toString();
@@ -113,6 +117,7 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
     namespace,
     process: child,
     async stop(signal: NodeJS.Signals = 'SIGTERM') {
+      process.removeListener('exit', killOnExit);
       if (child.exitCode !== null || child.signalCode !== null) return;
       child.kill(signal);
       const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
