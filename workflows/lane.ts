@@ -1,5 +1,7 @@
 import {
   allHandlersFinished,
+  ApplicationFailure,
+  log,
   condition,
   continueAsNew,
   getExternalWorkflowHandle,
@@ -30,6 +32,8 @@ const RECENT_KEPT = 100;
 interface Submission {
   spec: ReleaseSpec;
   answer?: SubmitResult;
+  /** Why this submission could not be handled; the lane itself goes on. */
+  error?: string;
 }
 
 /**
@@ -66,7 +70,8 @@ export async function releaseLaneWorkflow(input: LaneInput): Promise<void> {
     async (spec) => {
       const submission: Submission = { spec };
       inbox.push(submission);
-      await condition(() => submission.answer !== undefined);
+      await condition(() => submission.answer !== undefined || submission.error !== undefined);
+      if (submission.error !== undefined) throw ApplicationFailure.nonRetryable(submission.error, 'SubmitFailed');
       return submission.answer!;
     },
     {
@@ -117,15 +122,22 @@ export async function releaseLaneWorkflow(input: LaneInput): Promise<void> {
     if (known) return { releaseId: known.releaseId, disposition: 'duplicate' };
     if (!lane.current) return start(spec);
 
+    const inFlight = lane.current;
     const releaseId = releaseWorkflowId(service, environment, spec.version);
+    if (!inFlight.supersedeSent) {
+      try {
+        await getExternalWorkflowHandle(inFlight.releaseId).signal(supersedeSignal, { byVersion: spec.version, byRelease: releaseId });
+        inFlight.supersedeSent = true;
+      } catch {
+        // It finished before its completion reached the lane: nothing to supersede, the lane is free.
+        lane.current = null;
+        return start(spec);
+      }
+    }
     // A queued version replaced by a newer one never starts; remembered, so a redelivery stays a duplicate.
     if (lane.pending) remember({ releaseId: lane.pending.releaseId, version: lane.pending.version });
     lane.pending = { releaseId, version: spec.version, spec };
-    if (!lane.current.supersedeSent) {
-      lane.current.supersedeSent = true;
-      await getExternalWorkflowHandle(lane.current.releaseId).signal(supersedeSignal, { byVersion: spec.version, byRelease: releaseId });
-    }
-    return { releaseId, disposition: 'queued', supersedes: lane.current.releaseId };
+    return { releaseId, disposition: 'queued', supersedes: inFlight.releaseId };
   }
 
   for (;;) {
@@ -135,12 +147,17 @@ export async function releaseLaneWorkflow(input: LaneInput): Promise<void> {
       if (lane.pending) {
         const next = lane.pending;
         lane.pending = null;
-        await start(next.spec);
+        // Its submitter was answered "queued" long ago; a failure here is logged, never fatal to the lane.
+        await start(next.spec).catch((error: Error) => log.error('queued release could not start', { version: next.version, error: error.message }));
       }
     }
     while (inbox.length > 0) {
       const submission = inbox.shift()!;
-      submission.answer = await handle(submission.spec);
+      try {
+        submission.answer = await handle(submission.spec);
+      } catch (error) {
+        submission.error = `the lane could not handle ${submission.spec.version}: ${(error as Error).message}`;
+      }
     }
     if (lane.current === null && lane.pending === null && workflowInfo().continueAsNewSuggested) {
       await condition(allHandlersFinished);

@@ -5,6 +5,7 @@ import {
   condition,
   isCancellation,
   log,
+  patched,
   proxyActivities,
   setHandler,
   upsertSearchAttributes,
@@ -341,8 +342,10 @@ export async function releaseWorkflow({ releaseId, spec }: ReleaseWorkflowInput)
 
   async function runStep(index: number, step: StepSpec, canaryDeployed: boolean): Promise<void> {
     status.step = { index, name: step.name };
+    // Each upsert is a visibility write on the server: only when the phase really changes. Releases
+    // started before this change upserted at every step, and replay the way they were recorded.
+    if (status.phase !== step.phase || !patched('upsert-phase-on-change')) upsertSearchAttributes([{ key: phaseKey, value: step.phase }]);
     status.phase = step.phase;
-    upsertSearchAttributes([{ key: phaseKey, value: step.phase }]);
     record('step-started');
 
     if (step.approval) {

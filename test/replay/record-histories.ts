@@ -1,6 +1,7 @@
 // Records the histories that test/replay replays: run it after a deliberate change to the release
-// or lane workflow (guarded with patched()), and commit the new files beside the old ones, never in their place.
-//   npx tsx test/replay/record-histories.ts
+// or lane workflow (guarded with patched()), with a new tag, and commit the new files beside the old
+// ones, never in their place: the old ones are what in-flight releases look like during an upgrade.
+//   HISTORY_TAG=v3 npm run record:histories
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
@@ -10,9 +11,10 @@ import { sha, startRig, waitFor } from '../helpers/temporal';
 
 async function main(): Promise<void> {
   const rig = await startRig();
+  const tag = process.env.HISTORY_TAG ?? 'v2';
   const save = async (name: string, workflowId: string) => {
     const history = await rig.client.workflow.getHandle(workflowId).fetchHistory();
-    writeFileSync(join(__dirname, 'histories', `${name}.json`), historyToJSON(history));
+    writeFileSync(join(__dirname, 'histories', `${name}.${tag}.json`), historyToJSON(history));
     console.log(`recorded ${name} (${history.events?.length} events)`);
   };
   try {

@@ -250,6 +250,20 @@ describe('release workflow on a real Temporal dev server', () => {
     assert.deepEqual(fleetOf(service).slots, { stable: second, canary: null });
   });
 
+  test('a new version arriving as the previous release finishes starts without harm to the lane', async () => {
+    const service = uniqueService();
+    const first = await rig.releases.submit(fastSpec(service, sha('just-done')));
+    await rig.releases.result(first.releaseId);
+    // The release is over, but its completion may not have reached the lane yet: the lane must cope.
+    const second = await rig.releases.submit(fastSpec(service, sha('right-after')));
+    assert.notEqual(second.disposition, 'duplicate');
+    const result = await waitFor('second release', async () => rig.releases.result(second.releaseId));
+    assert.equal(result.outcome?.result, 'promoted');
+    const lane = await rig.releases.lane(service, 'production');
+    assert.ok(lane, 'the lane is still running');
+    assert.deepEqual(lane.recent.map((r) => r.releaseId), [first.releaseId, second.releaseId]);
+  });
+
   test('a duplicate request returns the existing release and never starts a second', async () => {
     const service = uniqueService();
     const version = sha('dup');

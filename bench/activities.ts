@@ -1,0 +1,4 @@
+export const benchActivities = {
+  async noop(): Promise<void> {},
+};
+export type BenchActivities = typeof benchActivities;

@@ -1,0 +1,40 @@
+// `npm run bench`: every benchmark in one run, written to bench/results/latest.{json,md}.
+// Ratios are measured side by side in the same run because these machines are shared and noisy.
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { quietSdkLogs, startTestServer } from '../test/helpers/temporal';
+import { benchEngine } from './engine';
+
+async function main(): Promise<void> {
+  quietSdkLogs();
+  const only = process.argv.slice(2);
+  const wanted = (name: string) => only.length === 0 || only.includes(name);
+  const results: Record<string, unknown> = { at: new Date().toISOString(), machine: { cpus: require('node:os').cpus().length, node: process.version } };
+  const lines: string[] = ['| benchmark | figure | value | goal |', '| --- | --- | --- | --- |'];
+
+  const server = await startTestServer();
+  try {
+    if (wanted('engine')) {
+      const engine = await benchEngine(server);
+      results.engine = engine;
+      lines.push(
+        `| engine efficiency | bare workflow, ${engine.activitiesPerRelease} no-op activities (floor) | ${engine.bareWorkflowsPerSecond}/s | |`,
+        `| | release through the lane (update-with-start + child) | ${engine.releasesViaLanePerSecond}/s, ratio ${engine.ratioViaLane} | ≥ 0.9 |`,
+        `| | release workflow started directly | ${engine.releasesDirectPerSecond}/s, ratio ${engine.ratioDirect} | ≥ 0.9 |`,
+      );
+      console.log('engine', engine);
+    }
+  } finally {
+    await server.stop();
+  }
+
+  const dir = join(__dirname, 'results');
+  writeFileSync(join(dir, 'latest.json'), JSON.stringify(results, null, 2) + '\n');
+  writeFileSync(join(dir, 'latest.md'), lines.join('\n') + '\n');
+  console.log(lines.join('\n'));
+}
+
+main().catch((error) => {
+  console.error(error);
+  process.exit(1);
+});
