@@ -1,6 +1,7 @@
 // `npm run bench`: every benchmark in one run, written to bench/results/latest.{json,md}.
 // Ratios are measured side by side in the same run because these machines are shared and noisy.
 import { writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { quietSdkLogs, startTestServer } from '../test/helpers/temporal';
 import { benchEngine } from './engine';
@@ -9,7 +10,7 @@ async function main(): Promise<void> {
   quietSdkLogs();
   const only = process.argv.slice(2);
   const wanted = (name: string) => only.length === 0 || only.includes(name);
-  const results: Record<string, unknown> = { at: new Date().toISOString(), machine: { cpus: require('node:os').cpus().length, node: process.version } };
+  const results: Record<string, unknown> = { at: new Date().toISOString(), machine: { cpus: cpus().length, node: process.version } };
   const lines: string[] = ['| benchmark | figure | value | goal |', '| --- | --- | --- | --- |'];
 
   const server = await startTestServer();
