@@ -41,7 +41,9 @@ export function createActivities({ providers }: ActivityDependencies) {
     },
 
     async deployCanary(ref: ReleaseRef): Promise<void> {
-      await providersFor(ref).deployer.deploy(ref.service, 'canary', ref.version);
+      const { deployer, router } = providersFor(ref);
+      await deployer.deploy(ref.service, 'canary', ref.version);
+      await router.awaitHealthy?.(ref.service, 'canary');
     },
 
     /** Undo of deployCanary. */
@@ -60,12 +62,16 @@ export function createActivities({ providers }: ActivityDependencies) {
 
     /** Full rollout: the new version moves into the stable slot, replacing (retiring) the old one. */
     async promoteStable(ref: ReleaseRef): Promise<void> {
-      await providersFor(ref).deployer.deploy(ref.service, 'stable', ref.version);
+      const { deployer, router } = providersFor(ref);
+      await deployer.deploy(ref.service, 'stable', ref.version);
+      await router.awaitHealthy?.(ref.service, 'stable');
     },
 
     /** Undo of promoteStable: the old version back in the stable slot. */
     async restoreStable(ref: ReleaseRef, previousVersion: string): Promise<void> {
-      await providersFor(ref).deployer.deploy(ref.service, 'stable', previousVersion);
+      const { deployer, router } = providersFor(ref);
+      await deployer.deploy(ref.service, 'stable', previousVersion);
+      await router.awaitHealthy?.(ref.service, 'stable');
     },
 
     async runLoadTest(ref: ReleaseRef, load: LoadTestSpec): Promise<LoadResult> {

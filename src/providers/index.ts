@@ -1,6 +1,9 @@
 import type { TargetSpec } from '../spec/release-spec';
 import type { Deployer } from './deploy/deployer';
+import { LocalDeployer } from './deploy/local';
+import { AutocannonLoadGenerator } from './load/autocannon';
 import type { LoadGenerator } from './load/generator';
+import { PrometheusMetricProvider } from './metrics/prometheus';
 import type { MetricProvider } from './metrics/provider';
 import {
   SimulatedDeployer,
@@ -9,6 +12,7 @@ import {
   SimulatedMetrics,
   SimulatedRouter,
 } from './simulated/fleet';
+import { HaproxyRouter } from './traffic/haproxy';
 import type { TrafficRouter } from './traffic/router';
 
 /** Everything a release needs from the place it deploys to. */
@@ -50,6 +54,20 @@ export class ProviderRegistry {
           router: new SimulatedRouter(this.deps.fleet, target),
           metrics: new SimulatedMetrics(this.deps.fleet, target),
           load: new SimulatedLoadGenerator(target),
+        };
+      case 'local':
+        return {
+          deployer: new LocalDeployer({
+            command: target.command,
+            healthPath: target.healthPath,
+            stablePort: target.stablePort,
+            canaryPort: target.canaryPort,
+            env: target.env,
+          }),
+          router: new HaproxyRouter({ socket: target.haproxySocket }),
+          metrics: new PrometheusMetricProvider({ url: target.prometheusUrl }),
+          // Synthetic load goes straight at the canary instance: no user traffic reaches it yet.
+          load: new AutocannonLoadGenerator({ baseUrl: `http://127.0.0.1:${target.canaryPort}` }),
         };
       default:
         throw new UnsupportedTargetError((target as { type: string }).type);

@@ -19,6 +19,12 @@ export interface TrafficRouter {
   setRoutes(service: string, routes: Routes): Promise<Routes>;
   /** The routes the router is applying right now. */
   getRoutes(service: string): Promise<Routes>;
+  /**
+   * Waits until the router itself sees the slot's instance as healthy. A deployer's health check
+   * passing does not mean the router has noticed yet, and a weight on a server it thinks is down is
+   * traffic that silently stays on the other one. Routers without health checks leave it out.
+   */
+  awaitHealthy?(service: string, slot: 'stable' | 'canary'): Promise<void>;
   close?(): Promise<void>;
 }
 

@@ -1,0 +1,629 @@
+import { execFile, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { accessSync, closeSync, constants, openSync, readFileSync } from 'node:fs';
+import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import net from 'node:net';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { promisify } from 'node:util';
+import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
+import { PROJECT_ROOT } from '../paths';
+import { audienceMapFileName, CANARY_SERVER, STABLE_SERVER } from '../providers/traffic/haproxy';
+
+/*
+ * The local stack the real providers run on: HAProxy (traffic), Prometheus (metrics and the alert rule) and
+ * Alertmanager (alerts to Rampart's webhook), each our own process with its own config, data and pid file under
+ * one directory (default .run/stack). No systemd, no shared /etc config, nothing reloaded.
+ *
+ * Default ports, chosen away from the usual 8080/9090/9093 so a system Prometheus or a dev server does not collide:
+ *   18080 HAProxy frontend (user traffic)      18404 HAProxy Prometheus exporter (/metrics)
+ *   18090 Prometheus                            18093 Alertmanager
+ *   18101 / 18102 demo service stable / canary slots
+ */
+
+export type StackComponent = 'haproxy' | 'prometheus' | 'alertmanager';
+export const STACK_COMPONENTS: readonly StackComponent[] = ['haproxy', 'prometheus', 'alertmanager'];
+
+export interface StackService {
+  /** Service name: the HAProxy backend (the exporter's proxy label) and the `service` label of its instances. */
+  name: string;
+  stablePort: number;
+  canaryPort: number;
+  /** Path HAProxy health-checks on each instance; default /healthz. */
+  healthPath?: string;
+}
+
+export interface StackPorts {
+  /** HAProxy frontend taking user traffic; services are told apart by Host (`<service>` or `<service>.localhost`), the first is the default. */
+  frontend: number;
+  /** HAProxy's built-in Prometheus exporter. */
+  haproxyExporter: number;
+  prometheus: number;
+  alertmanager: number;
+}
+
+export const DEFAULT_STACK_PORTS: StackPorts = { frontend: 18080, haproxyExporter: 18404, prometheus: 18090, alertmanager: 18093 };
+export const DEFAULT_DEMO_SERVICE: StackService = { name: 'demo', stablePort: 18101, canaryPort: 18102, healthPath: '/healthz' };
+export const DEFAULT_ALERT_WEBHOOK_URL = 'http://127.0.0.1:8080/v1/alerts/alertmanager';
+
+/** Rampart's own webhook, from the API's settings (RAMPART_API_HOST, RAMPART_API_PORT) when they are set. */
+export function defaultAlertWebhookUrl(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.RAMPART_ALERT_WEBHOOK_URL) return env.RAMPART_ALERT_WEBHOOK_URL;
+  if (!env.RAMPART_API_HOST && !env.RAMPART_API_PORT) return DEFAULT_ALERT_WEBHOOK_URL;
+  const host = !env.RAMPART_API_HOST || env.RAMPART_API_HOST === '0.0.0.0' ? '127.0.0.1' : env.RAMPART_API_HOST;
+  return `http://${host.includes(':') ? `[${host}]` : host}:${env.RAMPART_API_PORT ?? '8080'}/v1/alerts/alertmanager`;
+}
+
+export interface LocalStackOptions {
+  /** Directory for configs, data, logs and pid files; default .run/stack in the repository. */
+  dir?: string;
+  /** Services behind HAProxy; default the demo service on 18101/18102. */
+  services?: StackService[];
+  ports?: Partial<StackPorts>;
+  /** Where Alertmanager posts; default $RAMPART_ALERT_WEBHOOK_URL, else the API's RAMPART_API_HOST/RAMPART_API_PORT, else http://127.0.0.1:8080/v1/alerts/alertmanager. */
+  alertWebhookUrl?: string;
+  /**
+   * Bearer token Alertmanager sends; default the API's own $RAMPART_ALERTMANAGER_TOKEN (or the file named by
+   * $RAMPART_ALERTMANAGER_TOKEN_FILE), else the token of an earlier run, else a new random one.
+   */
+  alertWebhookToken?: string;
+  /** Prometheus scrape and rule evaluation interval; default 1s (tests and the detect-to-safe target need it short). */
+  scrapeInterval?: string;
+  /** Which components to start; default all three. */
+  components?: StackComponent[];
+  /** How long each component may take to become ready; default 30 s. */
+  readyTimeoutMs?: number;
+}
+
+/** A running stack: where everything answers. Written to <dir>/stack.json for `status`, `down` and other processes. */
+export interface LocalStackInfo {
+  dir: string;
+  ports: StackPorts;
+  services: StackService[];
+  components: StackComponent[];
+  haproxySocket: string;
+  frontendUrl: string;
+  haproxyExporterUrl: string;
+  prometheusUrl: string;
+  alertmanagerUrl: string;
+  alertWebhookUrl: string;
+  /** File holding the bearer token Alertmanager sends (mode 0600). */
+  alertWebhookTokenFile: string;
+  pids: Partial<Record<StackComponent, number>>;
+  startedAt: string;
+}
+
+export interface LocalStack extends LocalStackInfo {
+  alertWebhookToken: string;
+  /** Stops one component, or the whole stack. Idempotent. */
+  stop(component?: StackComponent): Promise<void>;
+}
+
+export interface ComponentStatus {
+  component: StackComponent;
+  pid: number | null;
+  running: boolean;
+  ready: boolean;
+  url: string;
+}
+
+export const DEFAULT_STACK_DIR = path.join(PROJECT_ROOT, '.run', 'stack');
+const RULES_FILE = path.join(PROJECT_ROOT, 'deploy', 'prometheus', 'rules', 'rampart.rules.yml');
+const ALERTMANAGER_TEMPLATE = path.join(PROJECT_ROOT, 'deploy', 'alertmanager', 'alertmanager.yml');
+const SERVICE_NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+/** HAProxy config arguments (map_reg(<file>)) cannot hold spaces, commas or parentheses. */
+const SAFE_PATH = /^[A-Za-z0-9_./@+-]+$/;
+/** sun_path holds 108 bytes; leave room. */
+const MAX_UNIX_SOCKET_PATH = 100;
+/** Debian puts haproxy in /usr/sbin, which a non-root PATH often lacks. */
+const SYSTEM_BIN_DIRS = ['/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin'];
+const BINARIES: Record<StackComponent | 'promtool' | 'amtool', { env: string; names: string[] }> = {
+  haproxy: { env: 'HAPROXY_BIN', names: ['haproxy'] },
+  prometheus: { env: 'PROMETHEUS_BIN', names: ['prometheus'] },
+  alertmanager: { env: 'ALERTMANAGER_BIN', names: ['prometheus-alertmanager', 'alertmanager'] },
+  promtool: { env: 'PROMTOOL_BIN', names: ['promtool'] },
+  amtool: { env: 'AMTOOL_BIN', names: ['amtool'] },
+};
+const INSTALL_HINT: Record<StackComponent, string> = {
+  haproxy: 'apt-get install haproxy',
+  prometheus: 'apt-get install prometheus',
+  alertmanager: 'apt-get install prometheus-alertmanager',
+};
+
+const execFileAsync = promisify(execFile);
+
+/** Starts (or restarts) the stack in its directory and waits until every component is ready. */
+export async function startLocalStack(options: LocalStackOptions = {}): Promise<LocalStack> {
+  const dir = path.resolve(options.dir ?? DEFAULT_STACK_DIR);
+  const ports: StackPorts = { ...DEFAULT_STACK_PORTS, ...options.ports };
+  const services = (options.services ?? [DEFAULT_DEMO_SERVICE]).map((service) => ({ healthPath: '/healthz', ...service }));
+  const components = options.components ?? [...STACK_COMPONENTS];
+  validate(dir, ports, services);
+
+  // `up` twice restarts: configs may have changed, and a half-dead stack is worse than a fresh one.
+  await stopLocalStack(dir);
+  await mkdir(dir, { recursive: true });
+
+  const alertWebhookUrl = options.alertWebhookUrl ?? defaultAlertWebhookUrl();
+  const alertWebhookTokenFile = path.join(dir, 'alertmanager', 'webhook-token');
+  const alertWebhookToken = await resolveToken(options.alertWebhookToken, alertWebhookTokenFile);
+  const info: LocalStackInfo = {
+    dir,
+    ports,
+    services,
+    components,
+    haproxySocket: path.join(dir, 'haproxy', 'runtime.sock'),
+    frontendUrl: `http://127.0.0.1:${ports.frontend}`,
+    haproxyExporterUrl: `http://127.0.0.1:${ports.haproxyExporter}/metrics`,
+    prometheusUrl: `http://127.0.0.1:${ports.prometheus}`,
+    alertmanagerUrl: `http://127.0.0.1:${ports.alertmanager}`,
+    alertWebhookUrl,
+    alertWebhookTokenFile,
+    pids: {},
+    startedAt: new Date().toISOString(),
+  };
+  if (info.haproxySocket.length > MAX_UNIX_SOCKET_PATH) {
+    throw new Error(`HAProxy socket path ${info.haproxySocket} is longer than ${MAX_UNIX_SOCKET_PATH} bytes; use a shorter stack dir`);
+  }
+
+  const readyTimeoutMs = options.readyTimeoutMs ?? 30_000;
+  try {
+    for (const component of STACK_COMPONENTS) {
+      if (!components.includes(component)) continue;
+      if (component === 'haproxy') info.pids.haproxy = await startHaproxy(info, readyTimeoutMs);
+      if (component === 'prometheus') info.pids.prometheus = await startPrometheus(info, options.scrapeInterval ?? '1s', readyTimeoutMs);
+      if (component === 'alertmanager') info.pids.alertmanager = await startAlertmanager(info, readyTimeoutMs);
+      await writeFile(path.join(dir, 'stack.json'), `${JSON.stringify(info, null, 2)}\n`);
+    }
+  } catch (error) {
+    await stopLocalStack(dir).catch(() => undefined);
+    throw error;
+  }
+
+  return {
+    ...info,
+    alertWebhookToken,
+    stop: (component?: StackComponent) => (component ? stopComponent(dir, component) : stopLocalStack(dir)),
+  };
+}
+
+/** Stops every component recorded in the directory (pid files). Nothing running is not an error. */
+export async function stopLocalStack(dir: string = DEFAULT_STACK_DIR): Promise<void> {
+  // Alertmanager first, HAProxy last: traffic keeps flowing to the end.
+  for (const component of [...STACK_COMPONENTS].reverse()) await stopComponent(path.resolve(dir), component);
+}
+
+/** The stack recorded in the directory, or null if none was started there. */
+export async function readLocalStack(dir: string = DEFAULT_STACK_DIR): Promise<LocalStackInfo | null> {
+  try {
+    return JSON.parse(await readFile(path.join(path.resolve(dir), 'stack.json'), 'utf8')) as LocalStackInfo;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw new Error(`reading ${path.join(dir, 'stack.json')} failed: ${(error as Error).message}`, { cause: error });
+  }
+}
+
+export async function localStackStatus(dir: string = DEFAULT_STACK_DIR): Promise<ComponentStatus[]> {
+  const info = await readLocalStack(dir);
+  if (!info) return [];
+  return Promise.all(
+    info.components.map(async (component) => {
+      const pid = await readPid(info.dir, component);
+      const running = pid !== null && isOurProcess(pid, component);
+      const url = componentUrl(info, component);
+      return { component, pid, running, ready: running && (await isReady(info, component)), url };
+    }),
+  );
+}
+
+/** A TCP port nothing listens on right now, for tests. */
+export function findFreePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.unref();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Configs
+
+export function renderHaproxyConfig(info: Pick<LocalStackInfo, 'dir' | 'ports' | 'services' | 'haproxySocket'>): string {
+  const mapDir = path.join(info.dir, 'haproxy');
+  const lines = [
+    '# Generated by src/stack/local-stack.ts; `tsx scripts/stack.ts up` rewrites it.',
+    'global',
+    `  stats socket ${info.haproxySocket} mode 600 level admin`,
+    '  stats timeout 10s',
+    '',
+    'defaults',
+    '  mode http',
+    '  timeout connect 1s',
+    '  timeout client 30s',
+    '  timeout server 30s',
+    '  timeout http-keep-alive 10s',
+    '  timeout check 1s',
+    // A slot whose instance is gone must not fail requests that stable can serve.
+    '  retries 2',
+    '  option redispatch 1',
+    '',
+    'frontend rampart',
+    `  bind 127.0.0.1:${info.ports.frontend}`,
+  ];
+  for (const service of info.services) {
+    lines.push(`  use_backend ${service.name} if { req.hdr(host),field(1,:),lower -m str ${service.name} ${service.name}.localhost }`);
+  }
+  lines.push(`  default_backend ${info.services[0]!.name}`, '');
+  lines.push(
+    'frontend rampart-metrics',
+    `  bind 127.0.0.1:${info.ports.haproxyExporter}`,
+    '  http-request use-service prometheus-exporter if { path /metrics }',
+    '  http-request deny deny_status 404',
+    '',
+  );
+  for (const service of info.services) {
+    lines.push(
+      `backend ${service.name}`,
+      // Round robin follows weights exactly, request by request, so a 25% canary gets 25% of requests.
+      '  balance roundrobin',
+      '  option httpchk',
+      `  http-check send meth GET uri ${service.healthPath ?? '/healthz'}`,
+      '  http-check expect rstatus ^2',
+      '  default-server check inter 500ms fastinter 250ms downinter 500ms fall 2 rise 1',
+      // Internal audience, switched at run time through the map (see src/providers/traffic/haproxy.ts).
+      `  acl internal_audience req.hdrs,map_reg(${path.join(mapDir, audienceMapFileName(service.name))}) -m found`,
+      `  use-server ${CANARY_SERVER} if internal_audience`,
+      // Stable only until a release says otherwise; a restarted HAProxy falls back to this, the safe state.
+      `  server ${STABLE_SERVER} 127.0.0.1:${service.stablePort} weight 100`,
+      `  server ${CANARY_SERVER} 127.0.0.1:${service.canaryPort} weight 0`,
+      '',
+    );
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+export function renderPrometheusConfig(
+  info: Pick<LocalStackInfo, 'ports' | 'services'>,
+  scrapeInterval: string,
+  rulesFile: string = RULES_FILE,
+): string {
+  const config = {
+    global: { scrape_interval: scrapeInterval, evaluation_interval: scrapeInterval, scrape_timeout: scrapeInterval },
+    rule_files: [rulesFile],
+    alerting: { alertmanagers: [{ static_configs: [{ targets: [`127.0.0.1:${info.ports.alertmanager}`] }] }] },
+    scrape_configs: [
+      { job_name: 'haproxy', static_configs: [{ targets: [`127.0.0.1:${info.ports.haproxyExporter}`] }] },
+      {
+        job_name: 'rampart-instances',
+        static_configs: info.services.flatMap((service) => [
+          { targets: [`127.0.0.1:${service.stablePort}`], labels: { service: service.name, track: STABLE_SERVER } },
+          { targets: [`127.0.0.1:${service.canaryPort}`], labels: { service: service.name, track: CANARY_SERVER } },
+        ]),
+      },
+    ],
+  };
+  return `# Generated by src/stack/local-stack.ts.\n${stringifyYaml(config)}`;
+}
+
+/** The repository's template with this stack's webhook URL and token file filled in. */
+export function renderAlertmanagerConfig(template: string, webhookUrl: string, tokenFile: string): string {
+  const config = parseYaml(template) as {
+    receivers?: Array<{ name?: string; webhook_configs?: Array<{ url?: string; http_config?: { authorization?: { credentials_file?: string } } }> }>;
+  };
+  const webhook = config.receivers?.find((receiver) => receiver.name === 'rampart')?.webhook_configs?.[0];
+  if (!webhook?.http_config?.authorization) {
+    throw new Error(`${ALERTMANAGER_TEMPLATE} needs a receiver "rampart" with a webhook and an authorization block`);
+  }
+  webhook.url = webhookUrl;
+  webhook.http_config.authorization.credentials_file = tokenFile;
+  return `# Generated by src/stack/local-stack.ts from deploy/alertmanager/alertmanager.yml.\n${stringifyYaml(config)}`;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Components
+
+async function startHaproxy(info: LocalStackInfo, readyTimeoutMs: number): Promise<number> {
+  const binary = requireBinary('haproxy');
+  const haproxyDir = path.join(info.dir, 'haproxy');
+  await mkdir(haproxyDir, { recursive: true });
+  await rm(info.haproxySocket, { force: true });
+  // Empty maps: no internal audience until a release sets one.
+  for (const service of info.services) await writeFile(path.join(haproxyDir, audienceMapFileName(service.name)), '');
+  const configFile = path.join(haproxyDir, 'haproxy.cfg');
+  await writeFile(configFile, renderHaproxyConfig(info));
+  await check('haproxy', binary, ['-c', '-q', '-f', configFile]);
+  await requireFreePorts('haproxy', [info.ports.frontend, info.ports.haproxyExporter]);
+  const started = await launch(info.dir, 'haproxy', binary, ['-f', configFile]);
+  await waitReady(started, readyTimeoutMs, async () => (await canConnect(info.haproxySocket)) && (await httpOk(info.haproxyExporterUrl)));
+  return started.pid;
+}
+
+async function startPrometheus(info: LocalStackInfo, scrapeInterval: string, readyTimeoutMs: number): Promise<number> {
+  const binary = requireBinary('prometheus');
+  const promDir = path.join(info.dir, 'prometheus');
+  await mkdir(path.join(promDir, 'data'), { recursive: true });
+  const configFile = path.join(promDir, 'prometheus.yml');
+  await writeFile(configFile, renderPrometheusConfig(info, scrapeInterval));
+  const promtool = findBinary('promtool');
+  if (promtool) await check('prometheus', promtool, ['check', 'config', configFile]);
+  await requireFreePorts('prometheus', [info.ports.prometheus]);
+  const started = await launch(info.dir, 'prometheus', binary, [
+    `--config.file=${configFile}`,
+    `--storage.tsdb.path=${path.join(promDir, 'data')}`,
+    `--web.listen-address=127.0.0.1:${info.ports.prometheus}`,
+    '--storage.tsdb.retention.time=2d',
+    '--web.enable-lifecycle',
+    '--log.level=warn',
+  ]);
+  await waitReady(started, readyTimeoutMs, () => httpOk(`${info.prometheusUrl}/-/ready`));
+  // Ready is not scraping: target discovery is throttled to every 5 s, and a rate() over traffic sent before the
+  // first scrape of HAProxy stays empty. Ready here means HAProxy's counters are being collected.
+  if (info.components.includes('haproxy')) {
+    await waitReady(started, readyTimeoutMs, async () => (await instantValue(info.prometheusUrl, 'up{job="haproxy"}')) === 1);
+  }
+  return started.pid;
+}
+
+async function startAlertmanager(info: LocalStackInfo, readyTimeoutMs: number): Promise<number> {
+  const binary = requireBinary('alertmanager');
+  const amDir = path.join(info.dir, 'alertmanager');
+  await mkdir(path.join(amDir, 'data'), { recursive: true });
+  const configFile = path.join(amDir, 'alertmanager.yml');
+  await writeFile(configFile, renderAlertmanagerConfig(await readFile(ALERTMANAGER_TEMPLATE, 'utf8'), info.alertWebhookUrl, info.alertWebhookTokenFile));
+  const amtool = findBinary('amtool');
+  if (amtool) await check('alertmanager', amtool, ['check-config', configFile]);
+  await requireFreePorts('alertmanager', [info.ports.alertmanager]);
+  const started = await launch(info.dir, 'alertmanager', binary, [
+    `--config.file=${configFile}`,
+    `--storage.path=${path.join(amDir, 'data')}`,
+    `--web.listen-address=127.0.0.1:${info.ports.alertmanager}`,
+    // An empty address turns gossip clustering off, so no second port (9094) is taken.
+    '--cluster.listen-address=',
+    '--log.level=warn',
+  ]);
+  await waitReady(started, readyTimeoutMs, () => httpOk(`${info.alertmanagerUrl}/-/ready`));
+  return started.pid;
+}
+
+interface Started {
+  component: StackComponent;
+  pid: number;
+  logPath: string;
+  exit: () => string | null;
+}
+
+async function launch(dir: string, component: StackComponent, binary: string, args: string[]): Promise<Started> {
+  const logPath = path.join(dir, `${component}.log`);
+  const log = openSync(logPath, 'a');
+  let child;
+  try {
+    // Its own process group, so it outlives `tsx scripts/stack.ts up` and is stopped only through its pid file.
+    child = spawn(binary, args, { cwd: dir, detached: true, stdio: ['ignore', log, log] });
+  } finally {
+    closeSync(log);
+  }
+  let exit: string | null = null;
+  child.once('error', (error) => (exit = error.message));
+  child.once('exit', (code, signal) => (exit = `exited with ${code ?? signal}`));
+  if (child.pid === undefined) {
+    await sleep(0);
+    throw new Error(`${component} (${binary}) did not start: ${exit ?? 'no pid'}`);
+  }
+  child.unref();
+  await writeFile(pidFile(dir, component), `${child.pid}\n`);
+  return { component, pid: child.pid, logPath, exit: () => exit };
+}
+
+async function waitReady(started: Started, timeoutMs: number, ready: () => Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const exit = started.exit();
+    if (exit) throw new Error(`${started.component} ${exit} before it was ready; ${started.logPath}:\n${tail(started.logPath)}`);
+    if (await ready()) return;
+    await sleep(100);
+  }
+  throw new Error(`${started.component} was not ready within ${timeoutMs} ms; ${started.logPath}:\n${tail(started.logPath)}`);
+}
+
+async function stopComponent(dir: string, component: StackComponent): Promise<void> {
+  const pid = await readPid(dir, component);
+  if (pid !== null && isOurProcess(pid, component)) {
+    signal(pid, 'SIGTERM');
+    const deadline = Date.now() + 10_000;
+    while (alive(pid) && Date.now() < deadline) await sleep(50);
+    if (alive(pid)) {
+      signal(pid, 'SIGKILL');
+      while (alive(pid) && Date.now() < deadline + 2_000) await sleep(50);
+      if (alive(pid)) throw new Error(`${component} (pid ${pid}) survived SIGKILL`);
+    }
+  }
+  await rm(pidFile(dir, component), { force: true });
+}
+
+async function isReady(info: LocalStackInfo, component: StackComponent): Promise<boolean> {
+  if (component === 'haproxy') return (await canConnect(info.haproxySocket)) && (await httpOk(info.haproxyExporterUrl));
+  if (component === 'prometheus') return httpOk(`${info.prometheusUrl}/-/ready`);
+  return httpOk(`${info.alertmanagerUrl}/-/ready`);
+}
+
+function componentUrl(info: LocalStackInfo, component: StackComponent): string {
+  if (component === 'haproxy') return info.frontendUrl;
+  if (component === 'prometheus') return info.prometheusUrl;
+  return info.alertmanagerUrl;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Helpers
+
+function validate(dir: string, ports: StackPorts, services: StackService[]): void {
+  if (!SAFE_PATH.test(dir)) throw new Error(`stack dir ${dir} must hold only letters, digits and _ . / @ + - (HAProxy reads file paths from its config)`);
+  if (services.length === 0) throw new Error('the stack needs at least one service');
+  const used = new Map<number, string>();
+  const claim = (port: number, what: string) => {
+    if (!Number.isInteger(port) || port < 1 || port > 65_535) throw new RangeError(`${what} port ${port} is not a TCP port`);
+    const other = used.get(port);
+    if (other) throw new Error(`port ${port} is given to both ${other} and ${what}`);
+    used.set(port, what);
+  };
+  for (const [name, port] of Object.entries(ports) as Array<[string, number]>) claim(port, name);
+  const names = new Set<string>();
+  for (const service of services) {
+    if (!SERVICE_NAME.test(service.name)) throw new Error(`"${service.name}" is not a service name`);
+    if (names.has(service.name)) throw new Error(`service ${service.name} is listed twice`);
+    names.add(service.name);
+    claim(service.stablePort, `${service.name} stable`);
+    claim(service.canaryPort, `${service.name} canary`);
+    if (service.healthPath && !/^\/\S*$/.test(service.healthPath)) throw new Error(`health path "${service.healthPath}" of ${service.name} must start with / and hold no spaces`);
+  }
+}
+
+async function resolveToken(given: string | undefined, tokenFile: string): Promise<string> {
+  let token = given ?? process.env.RAMPART_ALERTMANAGER_TOKEN;
+  const sharedFile = process.env.RAMPART_ALERTMANAGER_TOKEN_FILE;
+  if (!token && sharedFile) {
+    token = (await readFile(sharedFile, 'utf8').catch((error: Error) => {
+      throw new Error(`RAMPART_ALERTMANAGER_TOKEN_FILE ${sharedFile} cannot be read: ${error.message}`, { cause: error });
+    })).trim();
+  }
+  if (!token) token = (await readFile(tokenFile, 'utf8').catch(() => '')).trim();
+  if (!token) token = randomBytes(24).toString('base64url');
+  if (/\s/.test(token)) throw new Error('the alert webhook token must not contain whitespace');
+  await mkdir(path.dirname(tokenFile), { recursive: true });
+  await writeFile(tokenFile, token, { mode: 0o600 });
+  await chmod(tokenFile, 0o600);
+  return token;
+}
+
+function findBinary(kind: keyof typeof BINARIES): string | null {
+  const { env, names } = BINARIES[kind];
+  const override = process.env[env];
+  if (override) return override;
+  const dirs = [...(process.env.PATH ?? '').split(path.delimiter).filter(Boolean), ...SYSTEM_BIN_DIRS];
+  for (const name of names) {
+    for (const directory of dirs) {
+      const candidate = path.join(directory, name);
+      try {
+        accessSync(candidate, constants.X_OK);
+        return candidate;
+      } catch {
+        // not here
+      }
+    }
+  }
+  return null;
+}
+
+function requireBinary(component: StackComponent): string {
+  const binary = findBinary(component);
+  if (!binary) throw new Error(`${component} not found on PATH (${INSTALL_HINT[component]}, or set ${BINARIES[component].env})`);
+  return binary;
+}
+
+async function check(component: StackComponent, tool: string, args: string[]): Promise<void> {
+  try {
+    await execFileAsync(tool, args, { timeout: 30_000 });
+  } catch (error) {
+    const { stdout, stderr } = error as { stdout?: string; stderr?: string };
+    throw new Error(`${component} config check failed (${path.basename(tool)} ${args.join(' ')}):\n${`${stdout ?? ''}${stderr ?? ''}`.trim()}`, {
+      cause: error,
+    });
+  }
+}
+
+async function requireFreePorts(component: StackComponent, ports: number[]): Promise<void> {
+  for (const port of ports) {
+    if (await canConnect({ port, host: '127.0.0.1' })) {
+      throw new Error(`port ${port} needed by ${component} is taken; stop what listens there or choose other ports`);
+    }
+  }
+}
+
+function canConnect(target: string | { port: number; host: string }): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = typeof target === 'string' ? net.createConnection(target) : net.createConnection(target);
+    socket.setTimeout(500);
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('timeout', () => {
+      socket.destroy();
+      resolve(false);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
+
+async function httpOk(url: string): Promise<boolean> {
+  try {
+    const response = await fetch(url, { signal: AbortSignal.timeout(1_000) });
+    await response.arrayBuffer();
+    return response.ok;
+  } catch {
+    return false;
+  }
+}
+
+async function instantValue(prometheusUrl: string, query: string): Promise<number | null> {
+  try {
+    const response = await fetch(`${prometheusUrl}/api/v1/query?${new URLSearchParams({ query }).toString()}`, { signal: AbortSignal.timeout(1_000) });
+    const answer = (await response.json()) as { data?: { result?: Array<{ value: [number, string] }> } };
+    const sample = answer.data?.result?.[0];
+    return sample ? Number(sample.value[1]) : null;
+  } catch {
+    return null;
+  }
+}
+
+function pidFile(dir: string, component: StackComponent): string {
+  return path.join(dir, `${component}.pid`);
+}
+
+async function readPid(dir: string, component: StackComponent): Promise<number | null> {
+  const text = await readFile(pidFile(dir, component), 'utf8').catch(() => '');
+  const pid = Number(text.trim());
+  return Number.isInteger(pid) && pid > 0 ? pid : null;
+}
+
+/** Alive, and (where /proc tells) still the program we started: a stale pid file must not kill a stranger. */
+function isOurProcess(pid: number, component: StackComponent): boolean {
+  if (!alive(pid)) return false;
+  try {
+    const commandLine = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')[0] ?? '';
+    return BINARIES[component].names.includes(path.basename(commandLine)) || commandLine === process.env[BINARIES[component].env];
+  } catch {
+    return true;
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    // A zombie (exited, not yet reaped by us) counts as gone.
+    return !/^\S+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return true;
+    return code === 'EPERM';
+  }
+}
+
+function signal(pid: number, name: NodeJS.Signals): void {
+  try {
+    process.kill(pid, name);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ESRCH') throw error;
+  }
+}
+
+function tail(file: string, lines = 20): string {
+  try {
+    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '(no log)';
+  }
+}
