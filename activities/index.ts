@@ -105,6 +105,17 @@ export function createActivities({ providers }: ActivityDependencies) {
       );
     },
 
+    /** Announces a release or drill event to a Slack-compatible webhook ({text}); a failure is retried, then given up. */
+    async notify(url: string, message: { text: string; [key: string]: unknown }): Promise<void> {
+      const response = await fetch(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(message),
+        signal: AbortSignal.timeout(10_000),
+      });
+      if (!response.ok) throw new Error(`notification webhook answered ${response.status} ${response.statusText}`);
+    },
+
     /** POSTs the release context to a hook; a non-2xx answer fails the step. */
     async runHook(ref: ReleaseRef, hook: HookSpec, context: { releaseId: string; step: string; when: 'before' | 'after' }): Promise<void> {
       const response = await fetch(hook.url, {

@@ -7,7 +7,9 @@ import {
   log,
   patched,
   proxyActivities,
+  proxySinks,
   setHandler,
+  upsertMemo,
   upsertSearchAttributes,
 } from '@temporalio/workflow';
 import type { ReleaseActivities, ReleaseRef } from '../activities';
@@ -19,6 +21,7 @@ import {
   tally,
   type AnalysisTally,
 } from '../src/engine/analysis';
+import type { RampartSinks, ReleaseMemo, RollbackReason } from '../src/engine/events';
 import {
   isTerminal,
   rejectCommand,
@@ -65,13 +68,21 @@ const undo = proxyActivities<ReleaseActivities>({
   retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '10s' },
 });
 
+/** Notifications are a courtesy: a few tries, then the release finishes without them. */
+const courtesy = proxyActivities<ReleaseActivities>({ startToCloseTimeout: '30 seconds', retry: { ...STEP_RETRY, maximumAttempts: 3 } });
+const { rampart } = proxySinks<RampartSinks>();
+
 const MAX_HISTORY = 200;
 const MAX_ANALYSIS_RUNS = 50;
 
 /** Thrown inside the workflow when an operator abort or a supersede stops the release. */
 class StopRelease extends Error {}
 /** Thrown when the engine itself decides to roll back: failed analysis, failed load test. */
-class RollbackRelease extends Error {}
+class RollbackRelease extends Error {
+  constructor(message: string, readonly reason: RollbackReason) {
+    super(message);
+  }
+}
 
 interface Undo {
   name: string;
@@ -116,8 +127,11 @@ export async function releaseWorkflow({ releaseId, spec }: ReleaseWorkflowInput)
   let awaitingApproval = false;
   let approved = false;
   let promoteRequested = false;
-  let stopRequest: { outcome: 'aborted' | 'superseded'; actor: string; reason: string } | null = null;
+  let stopRequest: { outcome: 'aborted' | 'superseded'; actor: string; reason: string; source: 'operator' | 'alert' | 'lane' } | null = null;
+  /** Workflow time at which the release decided to roll back: the start of time-to-safe. */
+  let rollbackDecidedAt: number | null = null;
   const undos: Undo[] = [];
+  let phaseStartedAt: number | null = null;
 
   function state(): ReleaseState {
     if (lifecycle !== 'running') return lifecycle;
@@ -131,7 +145,10 @@ export async function releaseWorkflow({ releaseId, spec }: ReleaseWorkflowInput)
     return status;
   }
 
+  const where = { service: spec.service, environment: spec.environment };
+
   function record(event: string, extra: { actor?: string; reason?: string } = {}): void {
+    rampart.event({ type: 'transition', ...where, event, phase: status.phase, step: status.step?.name ?? null, ...extra });
     status.history.push({
       at: new Date().toISOString(),
       event,
@@ -144,6 +161,7 @@ export async function releaseWorkflow({ releaseId, spec }: ReleaseWorkflowInput)
 
   function pause(cause: PauseCause, actor: string, reason: string): void {
     status.pause = { cause, actor, reason, at: new Date().toISOString() };
+    rampart.event({ type: 'paused', ...where, cause, reason });
     record('paused', { actor, reason });
   }
 
@@ -168,7 +186,7 @@ export async function releaseWorkflow({ releaseId, spec }: ReleaseWorkflowInput)
         record('approved', { actor, reason });
         return;
       case 'abort':
-        stopRequest = { outcome: 'aborted', actor, reason };
+        stopRequest = { outcome: 'aborted', actor, reason, source: source ?? 'operator' };
         // Set at once, so a resume or promote that races the abort is refused: abort always wins.
         lifecycle = 'rolling-back';
         record('abort-requested', { actor, reason });
@@ -208,7 +226,7 @@ export async function releaseWorkflow({ releaseId, spec }: ReleaseWorkflowInput)
   }
   setHandler(supersedeSignal, ({ byVersion, byRelease }) => {
     if (lifecycle !== 'running') return;
-    stopRequest = { outcome: 'superseded', actor: 'rampart', reason: `superseded by ${byVersion} (${byRelease})` };
+    stopRequest = { outcome: 'superseded', actor: 'rampart', reason: `superseded by ${byVersion} (${byRelease})`, source: 'lane' };
     lifecycle = 'rolling-back';
     record('superseded', { actor: 'rampart', reason: stopRequest.reason });
   });
@@ -234,9 +252,11 @@ export async function releaseWorkflow({ releaseId, spec }: ReleaseWorkflowInput)
       // Registered before the move: a weight change that half-happened must still be undone.
       registerUndo('reset-routes', async () => {
         status.routes = await undo.resetRoutes(ref);
+        rampart.event({ type: 'routes', ...where, canaryWeight: status.routes.canaryWeight });
       });
     }
     status.routes = await forward.setRoutes(ref, routes);
+    rampart.event({ type: 'routes', ...where, canaryWeight: status.routes.canaryWeight });
     record('traffic-moved', { reason: `canary ${status.routes.canaryWeight}%${routes.internalAudience ? ', internal users first' : ''}` });
   }
 
@@ -248,7 +268,7 @@ export async function releaseWorkflow({ releaseId, spec }: ReleaseWorkflowInput)
     if (status.analysis.length > MAX_ANALYSIS_RUNS) status.analysis.shift();
     const next = tally(counts, run.phase);
     const decision = decide(spec.analysis, next, run);
-    if (decision.kind === 'fail') throw new RollbackRelease(decision.reason);
+    if (decision.kind === 'fail') throw new RollbackRelease(decision.reason, 'analysis');
     if (decision.kind === 'pause') {
       pause('inconclusive', 'rampart', decision.reason);
       // A person resumes with a fresh allowance of inconclusive runs; failures still count.
@@ -308,7 +328,7 @@ export async function releaseWorkflow({ releaseId, spec }: ReleaseWorkflowInput)
       const reason = passed ? 'within limits' : problems.join('; ');
       status.loadTests.push({ step: step.name, passed, reason, result });
       record(passed ? 'load-test-passed' : 'load-test-failed', { reason });
-      if (!passed) throw new RollbackRelease(`load test failed in ${step.name}: ${reason}`);
+      if (!passed) throw new RollbackRelease(`load test failed in ${step.name}: ${reason}`, 'load-test');
     } catch (error) {
       if (isCancellation(error) && stopRequest) throw new StopRelease(stopRequest.reason);
       throw error;
@@ -333,6 +353,7 @@ export async function releaseWorkflow({ releaseId, spec }: ReleaseWorkflowInput)
     record('stable-replaced', { reason: `${previous ?? 'nothing'} retired, ${spec.version} in the stable slot` });
     checkStop();
     status.routes = await forward.setRoutes(ref, { canaryWeight: 0, internalAudience: null });
+    rampart.event({ type: 'routes', ...where, canaryWeight: 0 });
     checkStop();
     await forward.stopCanary(ref);
     // From here nothing is left to undo: the release is done, and must not be reported as anything else.
@@ -341,6 +362,11 @@ export async function releaseWorkflow({ releaseId, spec }: ReleaseWorkflowInput)
   }
 
   async function runStep(index: number, step: StepSpec, canaryDeployed: boolean): Promise<void> {
+    const previous = status.phase && phaseStartedAt !== null ? { phase: status.phase, ms: Date.now() - phaseStartedAt } : null;
+    if (status.phase !== step.phase) {
+      rampart.event({ type: 'phase', ...where, phase: step.phase, step: step.name, previous });
+      phaseStartedAt = Date.now();
+    }
     status.step = { index, name: step.name };
     // Each upsert is a visibility write on the server: only when the phase really changes. Releases
     // started before this change upserted at every step, and replay the way they were recorded.
@@ -393,12 +419,35 @@ export async function releaseWorkflow({ releaseId, spec }: ReleaseWorkflowInput)
     return failures;
   }
 
-  function finish(outcome: Outcome, reason: string, actor?: string): ReleaseStatus {
+  async function finish(outcome: Outcome, reason: string, actor?: string): Promise<ReleaseStatus> {
     lifecycle = outcome;
     status.outcome = { result: outcome, reason, ...(actor ? { actor } : {}), at: new Date().toISOString() };
     status.finishedAt = status.outcome.at;
     record('finished', { reason: `${outcome}: ${reason}`, ...(actor ? { actor } : {}) });
     upsertSearchAttributes([{ key: outcomeKey, value: outcome }]);
+    const timeToSafeMs = rollbackDecidedAt === null ? null : Date.now() - rollbackDecidedAt;
+    rampart.event({
+      type: 'finished',
+      ...where,
+      version: spec.version,
+      outcome,
+      reason,
+      drill: spec.drill === true,
+      durationMs: Date.now() - Date.parse(startedAt),
+      timeToSafeMs,
+      lastPhase: status.phase && phaseStartedAt !== null ? { phase: status.phase, ms: Date.now() - phaseStartedAt } : null,
+    });
+    // What DORA and drills read back from visibility. Releases recorded before the memo existed replay without it.
+    if (patched('memo-at-finish')) {
+      const memo: ReleaseMemo = { outcome, commitTime: spec.commit?.time ?? null, finishedAt: status.finishedAt, timeToSafeMs, drill: spec.drill === true };
+      upsertMemo({ release: memo });
+    }
+    if (spec.notifications) {
+      const text = `${spec.service} ${spec.version} in ${spec.environment}: ${outcome} (${reason})`;
+      await courtesy.notify(spec.notifications.webhookUrl, { text, release: snapshot() }).catch((error: Error) => {
+        log.warn('notification failed', { releaseId, error: error.message });
+      });
+    }
     return snapshot();
   }
 
@@ -413,23 +462,28 @@ export async function releaseWorkflow({ releaseId, spec }: ReleaseWorkflowInput)
       await runStep(index, step, canaryDeployed);
       canaryDeployed = true;
     }
-    return finish('promoted', `${spec.version} at 100% and in the stable slot`);
+    return await finish('promoted', `${spec.version} at 100% and in the stable slot`);
   } catch (error) {
-    const [outcome, reason, actor] = classify(error);
-    log.info('release rolling back', { releaseId, outcome, reason });
+    rollbackDecidedAt = Date.now();
+    const [outcome, reason, actor, category] = classify(error);
+    log.info('release rolling back', { releaseId, service: spec.service, phase: status.phase, outcome, reason });
+    rampart.event({ type: 'rollback', ...where, reason: category, detail: reason });
     const failures = await CancellationScope.nonCancellable(compensate);
     const suffix = failures.length ? `; undo failures: ${failures.join('; ')}` : '';
-    return finish(outcome, reason + suffix, actor);
+    return await CancellationScope.nonCancellable(() => finish(outcome, reason + suffix, actor));
   }
 
-  function classify(error: unknown): [Outcome, string, string | undefined] {
-    if (stopRequest) return [stopRequest.outcome, stopRequest.reason, stopRequest.actor];
-    if (isCancellation(error)) return ['cancelled', 'the release workflow was cancelled', undefined];
-    if (error instanceof RollbackRelease) return ['rolled-back', error.message, undefined];
+  function classify(error: unknown): [Outcome, string, string | undefined, RollbackReason] {
+    if (stopRequest) {
+      const category = stopRequest.outcome === 'superseded' ? 'superseded' : stopRequest.source === 'alert' ? 'alert' : 'aborted';
+      return [stopRequest.outcome, stopRequest.reason, stopRequest.actor, category];
+    }
+    if (isCancellation(error)) return ['cancelled', 'the release workflow was cancelled', undefined, 'cancelled'];
+    if (error instanceof RollbackRelease) return ['rolled-back', error.message, undefined, error.reason];
     if (error instanceof ActivityFailure) {
       const cause = error.cause?.message ?? error.message;
-      return ['rolled-back', `step ${status.step?.name ?? 'start'} failed after retries: ${error.activityType}: ${cause}`, undefined];
+      return ['rolled-back', `step ${status.step?.name ?? 'start'} failed after retries: ${error.activityType}: ${cause}`, undefined, 'step-failed'];
     }
-    return ['rolled-back', `release failed: ${(error as Error).message}`, undefined];
+    return ['rolled-back', `release failed: ${(error as Error).message}`, undefined, 'step-failed'];
   }
 }

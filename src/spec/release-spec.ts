@@ -265,6 +265,14 @@ export const releaseSpecSchema = z
     analysis: analysisSchema.default(() => analysisSchema.parse({})),
     alerts: alertPolicySchema.default({ onFiring: 'pause', resumeOnResolved: false }).describe('How Alertmanager alerts steer the release.'),
     requestedBy: actorSchema.default('unknown').describe('Who asked for the release (audit).'),
+    notifications: z
+      .object({
+        webhookUrl: z.url().describe('Receives a POST with a Slack-compatible payload ({text}) when the release finishes.'),
+      })
+      .strict()
+      .optional()
+      .describe('Where to announce the release; unset sends nothing.'),
+    drill: z.boolean().default(false).describe('Set by rollback drills: the release is a drill, left out of the DORA figures.'),
   })
   .strict();
 
