@@ -1,5 +1,11 @@
-import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import { Client, Connection } from '@temporalio/client';
+import { NativeConnection, Worker, type InjectedSinks, type WorkerOptions } from '@temporalio/worker';
 import { createActivities } from '../activities';
+import { createDrillActivities } from '../activities/drill';
+import { ReleaseClient } from '../src/temporal/releases';
+import type { RampartSinks } from '../src/engine/events';
+import { DeploymentMetrics } from '../src/observability/deployment-metrics';
+import { logReleaseEvent, type Logger } from '../src/observability/logger';
 import { ProviderRegistry } from '../src/providers';
 import { SimulatedFleet } from '../src/providers/simulated/fleet';
 import { TASK_QUEUE } from '../workflows/definitions';
@@ -12,12 +18,17 @@ export interface ReleaseWorkerOptions {
   simulatedStateDir?: string;
   /** The prebuilt bundle (production); unset bundles the workflow sources at start (development, tests). */
   workflowBundlePath?: string;
+  /** Where release events are counted; default: a registry of the worker's own. */
+  metrics?: DeploymentMetrics;
+  /** Where release events are logged, one line each; default: not logged. */
+  logger?: Logger;
   /** Test and benchmark knobs passed through to the SDK. */
   overrides?: Partial<WorkerOptions>;
 }
 
 export interface ReleaseWorker {
   worker: Worker;
+  metrics: DeploymentMetrics;
   providers: ProviderRegistry;
   fleet: SimulatedFleet;
   connection: NativeConnection;
@@ -28,26 +39,46 @@ export interface ReleaseWorker {
 
 export async function createReleaseWorker(options: ReleaseWorkerOptions): Promise<ReleaseWorker> {
   const connection = await NativeConnection.connect({ address: options.address });
+  // Drills hand their release to the lane like any client would; this is their connection to do it.
+  const clientConnection = await Connection.connect({ address: options.address });
+  const releases = new ReleaseClient(new Client({ connection: clientConnection, namespace: options.namespace ?? 'default' }), options.taskQueue);
   const fleet = new SimulatedFleet(options.simulatedStateDir ? { stateDir: options.simulatedStateDir } : {});
   const providers = new ProviderRegistry({ fleet });
   const bundlePath = options.workflowBundlePath;
+  const metrics = options.metrics ?? new DeploymentMetrics();
+  const logger = options.logger;
+  // Called after each activation, never during replay: a restarted worker neither counts nor logs twice.
+  const sinks: InjectedSinks<RampartSinks> = {
+    rampart: {
+      event: {
+        fn: (info, event, context) => {
+          metrics.record(event);
+          if (logger) logReleaseEvent(logger, info.workflowId, event, context);
+        },
+        callDuringReplay: false,
+      },
+    },
+  };
   const worker = await Worker.create({
     connection,
     namespace: options.namespace ?? 'default',
     taskQueue: options.taskQueue ?? TASK_QUEUE,
     ...(bundlePath ? { workflowBundle: { codePath: bundlePath } } : { workflowsPath: require.resolve('../workflows') }),
-    activities: createActivities({ providers }),
+    activities: { ...createActivities({ providers }), ...createDrillActivities({ releases }) },
+    sinks,
     ...options.overrides,
   });
   let running: Promise<void> | undefined;
   return {
     worker,
+    metrics,
     providers,
     fleet,
     connection,
     run() {
       running ??= worker.run().finally(async () => {
         await providers.close();
+        await clientConnection.close();
         await connection.close();
       });
       return running;

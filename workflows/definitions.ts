@@ -37,7 +37,8 @@ export interface LaneInput {
   recent?: LaneRecord[];
 }
 
-export type Disposition = 'started' | 'queued' | 'duplicate';
+/** busy: a drill refused because a release is in flight; a drill never supersedes a real release. */
+export type Disposition = 'started' | 'queued' | 'duplicate' | 'busy';
 
 export interface SubmitResult {
   releaseId: string;
@@ -69,6 +70,10 @@ export const phaseKey = defineSearchAttributeKey('RampartPhase', SearchAttribute
 export const outcomeKey = defineSearchAttributeKey('RampartOutcome', SearchAttributeType.KEYWORD);
 
 export const SEARCH_ATTRIBUTES = [serviceKey, environmentKey, versionKey, phaseKey, outcomeKey];
+
+export function drillScheduleId(service: string, environment: string): string {
+  return `drill/${service}/${environment}`;
+}
 
 export function releaseWorkflowId(service: string, environment: string, version: string): string {
   return `release/${service}/${environment}/${version}`;

@@ -1,3 +1,4 @@
 // The worker's workflow bundle entry: every workflow type Rampart registers.
 export { releaseWorkflow } from './release';
 export { releaseLaneWorkflow } from './lane';
+export { rollbackDrillWorkflow } from './drill';

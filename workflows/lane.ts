@@ -121,6 +121,8 @@ export async function releaseLaneWorkflow(input: LaneInput): Promise<void> {
     const known = [lane.current, lane.pending, ...recent].find((r) => r?.version === spec.version);
     if (known) return { releaseId: known.releaseId, disposition: 'duplicate' };
     if (!lane.current) return start(spec);
+    // A drill waits its turn or is skipped; a real release arriving during a drill supersedes it, as any newer version does.
+    if (spec.drill) return { releaseId: lane.current.releaseId, disposition: 'busy' };
 
     const inFlight = lane.current;
     const releaseId = releaseWorkflowId(service, environment, spec.version);

@@ -21,7 +21,7 @@ import {
   tally,
   type AnalysisTally,
 } from '../src/engine/analysis';
-import type { RampartSinks, ReleaseMemo, RollbackReason } from '../src/engine/events';
+import type { RampartSinks, ReleaseEvent, ReleaseMemo, RollbackReason } from '../src/engine/events';
 import {
   isTerminal,
   rejectCommand,
@@ -147,8 +147,12 @@ export async function releaseWorkflow({ releaseId, spec }: ReleaseWorkflowInput)
 
   const where = { service: spec.service, environment: spec.environment };
 
+  function emit(event: ReleaseEvent): void {
+    rampart.event(event, { phase: status.phase, step: status.step?.name ?? null });
+  }
+
   function record(event: string, extra: { actor?: string; reason?: string } = {}): void {
-    rampart.event({ type: 'transition', ...where, event, phase: status.phase, step: status.step?.name ?? null, ...extra });
+    emit({ type: 'transition', ...where, event, phase: status.phase, step: status.step?.name ?? null, ...extra });
     status.history.push({
       at: new Date().toISOString(),
       event,
@@ -161,7 +165,7 @@ export async function releaseWorkflow({ releaseId, spec }: ReleaseWorkflowInput)
 
   function pause(cause: PauseCause, actor: string, reason: string): void {
     status.pause = { cause, actor, reason, at: new Date().toISOString() };
-    rampart.event({ type: 'paused', ...where, cause, reason });
+    emit({ type: 'paused', ...where, cause, reason });
     record('paused', { actor, reason });
   }
 
@@ -252,11 +256,11 @@ export async function releaseWorkflow({ releaseId, spec }: ReleaseWorkflowInput)
       // Registered before the move: a weight change that half-happened must still be undone.
       registerUndo('reset-routes', async () => {
         status.routes = await undo.resetRoutes(ref);
-        rampart.event({ type: 'routes', ...where, canaryWeight: status.routes.canaryWeight });
+        emit({ type: 'routes', ...where, canaryWeight: status.routes.canaryWeight });
       });
     }
     status.routes = await forward.setRoutes(ref, routes);
-    rampart.event({ type: 'routes', ...where, canaryWeight: status.routes.canaryWeight });
+    emit({ type: 'routes', ...where, canaryWeight: status.routes.canaryWeight });
     record('traffic-moved', { reason: `canary ${status.routes.canaryWeight}%${routes.internalAudience ? ', internal users first' : ''}` });
   }
 
@@ -353,7 +357,7 @@ export async function releaseWorkflow({ releaseId, spec }: ReleaseWorkflowInput)
     record('stable-replaced', { reason: `${previous ?? 'nothing'} retired, ${spec.version} in the stable slot` });
     checkStop();
     status.routes = await forward.setRoutes(ref, { canaryWeight: 0, internalAudience: null });
-    rampart.event({ type: 'routes', ...where, canaryWeight: 0 });
+    emit({ type: 'routes', ...where, canaryWeight: 0 });
     checkStop();
     await forward.stopCanary(ref);
     // From here nothing is left to undo: the release is done, and must not be reported as anything else.
@@ -364,7 +368,7 @@ export async function releaseWorkflow({ releaseId, spec }: ReleaseWorkflowInput)
   async function runStep(index: number, step: StepSpec, canaryDeployed: boolean): Promise<void> {
     const previous = status.phase && phaseStartedAt !== null ? { phase: status.phase, ms: Date.now() - phaseStartedAt } : null;
     if (status.phase !== step.phase) {
-      rampart.event({ type: 'phase', ...where, phase: step.phase, step: step.name, previous });
+      emit({ type: 'phase', ...where, phase: step.phase, step: step.name, previous });
       phaseStartedAt = Date.now();
     }
     status.step = { index, name: step.name };
@@ -426,7 +430,7 @@ export async function releaseWorkflow({ releaseId, spec }: ReleaseWorkflowInput)
     record('finished', { reason: `${outcome}: ${reason}`, ...(actor ? { actor } : {}) });
     upsertSearchAttributes([{ key: outcomeKey, value: outcome }]);
     const timeToSafeMs = rollbackDecidedAt === null ? null : Date.now() - rollbackDecidedAt;
-    rampart.event({
+    emit({
       type: 'finished',
       ...where,
       version: spec.version,
@@ -452,6 +456,7 @@ export async function releaseWorkflow({ releaseId, spec }: ReleaseWorkflowInput)
   }
 
   try {
+    emit({ type: 'started', ...where, version: spec.version, drill: spec.drill === true });
     const slots = await forward.describeService(ref);
     status.stableVersion = slots.stable;
     if (slots.stable === spec.version) throw ApplicationFailure.nonRetryable(`${spec.version} is already the stable version of ${spec.service}`);
@@ -467,7 +472,7 @@ export async function releaseWorkflow({ releaseId, spec }: ReleaseWorkflowInput)
     rollbackDecidedAt = Date.now();
     const [outcome, reason, actor, category] = classify(error);
     log.info('release rolling back', { releaseId, service: spec.service, phase: status.phase, outcome, reason });
-    rampart.event({ type: 'rollback', ...where, reason: category, detail: reason });
+    emit({ type: 'rollback', ...where, reason: category, detail: reason });
     const failures = await CancellationScope.nonCancellable(compensate);
     const suffix = failures.length ? `; undo failures: ${failures.join('; ')}` : '';
     return await CancellationScope.nonCancellable(() => finish(outcome, reason + suffix, actor));

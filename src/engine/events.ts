@@ -27,11 +27,26 @@ export type ReleaseEvent =
       /** The phase the release ended in and how long it spent there. */
       lastPhase: { phase: Phase; ms: number } | null;
     }
+  | {
+      type: 'drill';
+      service: string;
+      environment: string;
+      result: 'passed' | 'failed' | 'skipped';
+      reason: string;
+      timeToDetectMs: number | null;
+      timeToSafeMs: number | null;
+    }
   | { type: 'transition'; service: string; environment: string; event: string; phase: Phase | null; step: string | null; actor?: string; reason?: string };
+
+/** Where the release was when the event happened: every log line carries it. */
+export interface EventContext {
+  phase: Phase | null;
+  step: string | null;
+}
 
 export interface RampartSinks extends Sinks {
   rampart: {
-    event(event: ReleaseEvent): void;
+    event(event: ReleaseEvent, context: EventContext): void;
   };
 }
 

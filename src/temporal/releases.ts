@@ -5,7 +5,9 @@ import {
   type Client,
   type WorkflowExecutionInfo,
 } from '@temporalio/client';
-import type { CommandName, ReleaseCommand, ReleaseStatus } from '../engine/release-state';
+import { computeDora, type DoraFigures, type ReleaseRecord } from '../engine/dora';
+import type { ReleaseMemo } from '../engine/events';
+import type { CommandName, Outcome, ReleaseCommand, ReleaseStatus } from '../engine/release-state';
 import type { ReleaseSpec } from '../spec/release-spec';
 import {
   abortUpdate,
@@ -121,6 +123,18 @@ export class ReleaseClient {
     }
   }
 
+  /** The four DORA keys per service over the last `days`, from the releases' own records. */
+  async dora(filter: { service?: string; environment?: string; days?: number; now?: Date } = {}): Promise<DoraFigures[]> {
+    const to = filter.now ?? new Date();
+    const from = new Date(to.getTime() - (filter.days ?? 30) * 86_400_000);
+    const clauses = [`WorkflowType = 'releaseWorkflow'`, `ExecutionStatus != 'Running'`, `CloseTime >= ${quote(from.toISOString())}`];
+    if (filter.service) clauses.push(`RampartService = ${quote(filter.service)}`);
+    if (filter.environment) clauses.push(`RampartEnvironment = ${quote(filter.environment)}`);
+    const records: ReleaseRecord[] = [];
+    for await (const info of this.client.workflow.list({ query: clauses.join(' AND '), pageSize: 500 })) records.push(toRecord(info));
+    return computeDora(records, { from, to });
+  }
+
   async list(filter: ListFilter = {}): Promise<ReleaseSummary[]> {
     const clauses = [`WorkflowType = 'releaseWorkflow'`];
     if (filter.service) clauses.push(`RampartService = ${quote(filter.service)}`);
@@ -133,6 +147,22 @@ export class ReleaseClient {
     }
     return releases;
   }
+}
+
+/** Visibility's view of a release plus the memo it left when it finished. */
+export function toRecord(info: WorkflowExecutionInfo): ReleaseRecord {
+  const memo = (info.memo?.release ?? null) as ReleaseMemo | null;
+  return {
+    service: keyword(info, 'RampartService') ?? 'unknown',
+    environment: keyword(info, 'RampartEnvironment') ?? 'unknown',
+    version: keyword(info, 'RampartVersion') ?? 'unknown',
+    outcome: (memo?.outcome ?? (keyword(info, 'RampartOutcome') as Outcome | undefined) ?? null),
+    startTime: info.startTime.toISOString(),
+    closeTime: memo?.finishedAt ?? info.closeTime?.toISOString() ?? null,
+    commitTime: memo?.commitTime ?? null,
+    timeToSafeMs: memo?.timeToSafeMs ?? null,
+    drill: memo?.drill ?? false,
+  };
 }
 
 function quote(value: string): string {

@@ -1,0 +1,85 @@
+// The four DORA keys, computed from the releases' own records (Temporal visibility and memo), not
+// from a second store. Pure, so the definitions below are tested with tables.
+
+import type { Outcome } from './release-state';
+
+export interface ReleaseRecord {
+  service: string;
+  environment: string;
+  version: string;
+  /** null while the release is in flight. */
+  outcome: Outcome | null;
+  startTime: string;
+  closeTime: string | null;
+  commitTime: string | null;
+  timeToSafeMs: number | null;
+  drill: boolean;
+}
+
+export interface Summary {
+  count: number;
+  medianSeconds: number;
+  meanSeconds: number;
+}
+
+export interface DoraFigures {
+  service: string;
+  environment: string;
+  window: { from: string; to: string; days: number };
+  /** Releases that reached 100% in the window. */
+  deployments: number;
+  /** Deployments per day over the window. */
+  deploymentFrequencyPerDay: number;
+  /** Commit time to 100%, over deployments that carried a commit time. */
+  leadTimeForChanges: Summary | null;
+  /** Failed releases (rolled back by the engine or aborted) over failed plus deployed; null with neither. */
+  changeFailureRate: number | null;
+  failedDeployments: number;
+  /** Failed release: from the decision to roll back to all traffic verified back on stable. */
+  failedDeploymentRecoveryTime: Summary | null;
+}
+
+const FAILED: readonly Outcome[] = ['rolled-back', 'aborted'];
+
+function summarize(seconds: number[]): Summary | null {
+  if (seconds.length === 0) return null;
+  const sorted = [...seconds].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  const median = sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+  return { count: sorted.length, medianSeconds: median, meanSeconds: sorted.reduce((a, b) => a + b, 0) / sorted.length };
+}
+
+/**
+ * Figures per service and environment for releases that closed within [from, to). Drills, superseded
+ * and cancelled releases are no deployments and no failures: they say nothing about a change's quality.
+ */
+export function computeDora(records: readonly ReleaseRecord[], window: { from: Date; to: Date }): DoraFigures[] {
+  const days = (window.to.getTime() - window.from.getTime()) / 86_400_000;
+  const groups = new Map<string, ReleaseRecord[]>();
+  for (const record of records) {
+    if (record.drill || record.closeTime === null) continue;
+    const closed = Date.parse(record.closeTime);
+    if (closed < window.from.getTime() || closed >= window.to.getTime()) continue;
+    const key = `${record.service}\u0000${record.environment}`;
+    groups.set(key, [...(groups.get(key) ?? []), record]);
+  }
+  return [...groups.values()]
+    .map((group) => {
+      const deployed = group.filter((r) => r.outcome === 'promoted');
+      const failed = group.filter((r) => r.outcome !== null && FAILED.includes(r.outcome));
+      const leadTimes = deployed.filter((r) => r.commitTime).map((r) => (Date.parse(r.closeTime!) - Date.parse(r.commitTime!)) / 1_000);
+      const recoveries = failed.filter((r) => r.timeToSafeMs !== null).map((r) => r.timeToSafeMs! / 1_000);
+      return {
+        service: group[0]!.service,
+        environment: group[0]!.environment,
+        window: { from: window.from.toISOString(), to: window.to.toISOString(), days },
+        deployments: deployed.length,
+        deploymentFrequencyPerDay: days > 0 ? deployed.length / days : 0,
+        leadTimeForChanges: summarize(leadTimes),
+        changeFailureRate: deployed.length + failed.length > 0 ? failed.length / (deployed.length + failed.length) : null,
+        failedDeployments: failed.length,
+        failedDeploymentRecoveryTime: summarize(recoveries),
+      };
+    })
+    .sort((a, b) => a.service.localeCompare(b.service) || a.environment.localeCompare(b.environment));
+}

@@ -1,0 +1,152 @@
+import assert from 'node:assert/strict';
+import { Writable } from 'node:stream';
+import { after, before, describe, test } from 'node:test';
+import { DeploymentMetrics } from '../../src/observability/deployment-metrics';
+import { createLogger } from '../../src/observability/logger';
+import { DrillClient } from '../../src/temporal/drills';
+import { validateReleaseSpec } from '../../src/spec/parse';
+import { fastSpec } from '../helpers/specs';
+import { sha, startRig, uniqueService, waitFor, type TestRig } from '../helpers/temporal';
+
+const logLines: Array<Record<string, unknown>> = [];
+const logSink = new Writable({
+  write(chunk: Buffer, _encoding, done) {
+    for (const line of chunk.toString().split('\n').filter(Boolean)) logLines.push(JSON.parse(line) as Record<string, unknown>);
+    done();
+  },
+});
+
+/** A short drill spec: canary with a bake long enough for the analysis to see the fault, then full. */
+function drillTemplate() {
+  return {
+    target: { type: 'simulated' as const },
+    strategy: {
+      steps: [
+        { name: 'canary', phase: 'canary' as const, weight: 5, bake: '2s' },
+        { name: 'full', phase: 'full' as const, weight: 100 },
+      ],
+    },
+    analysis: { interval: '200ms' },
+  };
+}
+
+describe('drills, deployment metrics and DORA on a real Temporal dev server', () => {
+  let rig: TestRig;
+  let drills: DrillClient;
+  const metrics = new DeploymentMetrics();
+
+  before(async () => {
+    rig = await startRig({ metrics, logger: createLogger({ level: 'info', destination: logSink }) });
+    drills = new DrillClient(rig.client);
+  });
+  after(async () => {
+    await rig?.close();
+  });
+
+  test('a drill schedule fires on its own, the faulty build is rolled back, and the result is recorded as a pass', async () => {
+    const service = uniqueService('drill');
+    const created = await drills.create({ service, spec: drillTemplate(), every: '3s', slo: '2m' });
+    assert.equal(created.scheduleId, `drill/${service}/production`);
+    assert.equal(created.paused, false);
+
+    const [result] = await waitFor('a drill result', async () => {
+      const found = await drills.results({ service });
+      return found.length > 0 ? found : null;
+    }, 60_000, 500);
+    await drills.pause(created.scheduleId, 'test done');
+    assert.equal(result!.result, 'passed', result!.reason);
+    assert.equal(result!.outcome, 'rolled-back');
+    assert.match(result!.reason, /analysis failed/);
+    assert.ok(result!.timeToDetectMs !== null && result!.timeToDetectMs > 0, 'time to detect measured');
+    assert.ok(result!.timeToSafeMs !== null && result!.timeToSafeMs >= result!.timeToDetectMs!, 'time to safe measured');
+    assert.ok(result!.timeToSafeMs! < 120_000);
+    const fleet = rig.worker.fleet.service(service);
+    assert.deepEqual(fleet.routes, { canaryWeight: 0, internalAudience: null }, 'traffic back on stable');
+    assert.equal(fleet.slots.canary, null, 'the drill build is stopped');
+    const described = await drills.describe(created.scheduleId);
+    assert.equal(described.paused, true);
+    assert.ok(described.recentRuns.length >= 1);
+    await drills.delete(created.scheduleId);
+    await assert.rejects(drills.describe(created.scheduleId), /no drill schedule/);
+  });
+
+  test('a drill against a service with a release in flight does not run over it: it is skipped and says why', async () => {
+    const service = uniqueService('busy');
+    const real = await rig.releases.submit(fastSpec(service, sha('real-release'), { bake: { 'canary-5': '1m' } }));
+    await waitFor('the real release in its bake', async () => (await rig.releases.status(real.releaseId)).step?.name === 'canary-5');
+
+    const created = await drills.create({ service, spec: drillTemplate(), every: '1h', paused: true });
+    await drills.trigger(created.scheduleId);
+    const [result] = await waitFor('the skipped drill', async () => {
+      const found = await drills.results({ service });
+      return found.length > 0 ? found : null;
+    }, 30_000, 300);
+    assert.equal(result!.result, 'skipped');
+    assert.match(result!.reason, new RegExp(`${real.releaseId.replace(/[/]/g, '\\/')} is in flight`));
+    const status = await rig.releases.status(real.releaseId);
+    assert.equal(status.state, 'running', 'the real release goes on untouched');
+    assert.equal(status.history.some((t) => t.event === 'superseded'), false);
+    await rig.releases.command(real.releaseId, 'promote', { actor: 'test', reason: 'finish' });
+    await drills.delete(created.scheduleId);
+  });
+
+  test('after a scripted set of releases the metrics and the DORA figures are exactly the expected ones', async () => {
+    const service = uniqueService('dora');
+    const commitTimes = ['2026-11-01T10:00:00.000Z', '2026-11-02T10:00:00.000Z', '2026-11-03T10:00:00.000Z'];
+    const faulty = sha('dora-faulty');
+    const scripted = [
+      { version: sha('dora-1'), commit: commitTimes[0]! },
+      { version: faulty, commit: '2026-11-04T10:00:00.000Z' },
+      { version: sha('dora-2'), commit: commitTimes[1]! },
+      { version: sha('dora-3'), commit: commitTimes[2]! },
+    ];
+    const finished = [];
+    for (const { version, commit } of scripted) {
+      const base = fastSpec(service, version, { health: { [faulty]: { errorRate: 0.2 } }, load: { maxErrorRate: 1 } });
+      const spec = validateReleaseSpec({ ...base, commit: { sha: version.slice(0, 12), time: commit } });
+      const { releaseId } = await rig.releases.submit(spec);
+      finished.push(await rig.releases.result(releaseId));
+    }
+    assert.deepEqual(finished.map((r) => r.outcome?.result), ['promoted', 'rolled-back', 'promoted', 'promoted']);
+
+    const text = await metrics.registry.metrics();
+    const value = (line: string) => Number(new RegExp(`^${line.replace(/[{}"]/g, (c) => `\\${c}`)} (\\S+)$`, 'm').exec(text)?.[1]);
+    assert.equal(value(`rampart_releases_started_total{service="${service}",environment="production"}`), 4);
+    assert.equal(value(`rampart_releases_finished_total{service="${service}",environment="production",outcome="promoted"}`), 3);
+    assert.equal(value(`rampart_releases_finished_total{service="${service}",environment="production",outcome="rolled-back"}`), 1);
+    assert.equal(value(`rampart_rollbacks_total{service="${service}",environment="production",reason="analysis"}`), 1);
+    assert.equal(value(`rampart_time_to_safe_seconds_count{service="${service}",environment="production"}`), 1);
+    assert.equal(value(`rampart_canary_weight_percent{service="${service}",environment="production"}`), 0);
+
+    const [figures] = await waitFor('visibility to hold all four', async () => {
+      const found = await rig.releases.dora({ service, days: 30, now: new Date(Date.now() + 1_000) });
+      return found[0]?.deployments === 3 && found[0].failedDeployments === 1 ? found : null;
+    });
+    assert.equal(figures!.deployments, 3);
+    assert.equal(figures!.deploymentFrequencyPerDay, 3 / 30);
+    assert.equal(figures!.changeFailureRate, 0.25);
+    const promoted = finished.filter((r) => r.outcome?.result === 'promoted');
+    const leadTimes = promoted.map((r) => (Date.parse(r.finishedAt!) - Date.parse(r.commit!.time)) / 1_000).sort((a, b) => a - b);
+    assert.equal(figures!.leadTimeForChanges!.count, 3);
+    assert.equal(figures!.leadTimeForChanges!.medianSeconds, leadTimes[1]);
+    const rolledBack = finished[1]!;
+    const recovery = figures!.failedDeploymentRecoveryTime!;
+    assert.equal(recovery.count, 1);
+    const decided = Date.parse(rolledBack.history.find((t) => t.event === 'rollback-started')!.at);
+    assert.ok(Math.abs(recovery.medianSeconds - (Date.parse(rolledBack.finishedAt!) - decided) / 1_000) < 0.05);
+  });
+
+  test('every log line of a release carries its id, service and phase', async () => {
+    const service = uniqueService('logs');
+    const { releaseId } = await rig.releases.submit(fastSpec(service, sha('logged')));
+    await rig.releases.result(releaseId);
+    const lines = logLines.filter((l) => l.releaseId === releaseId);
+    assert.ok(lines.length >= 10, `${lines.length} lines`);
+    for (const line of lines) {
+      assert.equal(line.service, service);
+      assert.ok('phase' in line);
+    }
+    assert.ok(lines.some((l) => l.event === 'step-started' && l.phase === 'ramp'));
+    assert.ok(lines.some((l) => l.type === 'finished' && l.outcome === 'promoted'));
+  });
+});
