@@ -3,6 +3,8 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadConfig, projectPath } from '../src/config';
+import { DeploymentMetrics } from '../src/observability/deployment-metrics';
+import { installRuntime, serveMetrics } from '../src/observability/runtime';
 import { WORKFLOW_BUNDLE_PATH } from '../src/paths';
 import { createReleaseWorker } from './worker';
 
@@ -11,17 +13,26 @@ async function main(): Promise<void> {
   if (!config.TEMPORAL_ADDRESS) throw new Error('TEMPORAL_ADDRESS is not set: a stand-alone worker needs a Temporal server (npm start runs one embedded)');
   // Compiled (production) workers load the bundle built by `npm run build`; from sources they bundle at start.
   const compiled = __filename.endsWith('.js');
+  const logger = installRuntime(config);
+  const metrics = new DeploymentMetrics();
+  const metricsServer = config.RAMPART_WORKER_METRICS_PORT > 0 ? await serveMetrics(metrics.registry, config.RAMPART_WORKER_METRICS_PORT) : null;
   if (compiled && !existsSync(WORKFLOW_BUNDLE_PATH)) throw new Error(`no workflow bundle at ${WORKFLOW_BUNDLE_PATH}: run npm run build`);
   const release = await createReleaseWorker({
     address: config.TEMPORAL_ADDRESS,
     namespace: config.TEMPORAL_NAMESPACE,
     taskQueue: config.RAMPART_TASK_QUEUE,
     simulatedStateDir: join(projectPath(config.RAMPART_DATA_DIR), 'simulated'),
+    metrics,
+    logger,
     ...(compiled ? { workflowBundlePath: WORKFLOW_BUNDLE_PATH } : {}),
   });
   for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => void release.shutdown());
-  console.log(`worker polling ${config.RAMPART_TASK_QUEUE} on ${config.TEMPORAL_ADDRESS}`);
+  logger.info(
+    { taskQueue: config.RAMPART_TASK_QUEUE, temporal: config.TEMPORAL_ADDRESS, sdkMetrics: config.RAMPART_SDK_METRICS_ADDRESS, metricsPort: config.RAMPART_WORKER_METRICS_PORT },
+    'worker polling',
+  );
   await release.run();
+  metricsServer?.close();
 }
 
 main().catch((error) => {

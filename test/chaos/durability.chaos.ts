@@ -11,7 +11,7 @@ import type { DevServer } from '../../src/temporal/dev-server';
 import { freePort } from '../../src/temporal/dev-server';
 import { ReleaseClient } from '../../src/temporal/releases';
 import { fastSpec, STABLE } from '../helpers/specs';
-import { sha, startTestServer, uniqueService, waitFor } from '../helpers/temporal';
+import { sha, startTestServer, uniqueService, waitFor, workerProcessEnv } from '../helpers/temporal';
 
 /**
  * Chaos: workers killed with SIGKILL at random moments and the Temporal dev server killed and
@@ -27,7 +27,7 @@ after(async () => {
 function workerProcess(address: string, dataDir: string): ChildProcess {
   const child = spawn(process.execPath, ['--import', 'tsx', 'workers/main.ts'], {
     cwd: PROJECT_ROOT,
-    env: { ...process.env, TEMPORAL_ADDRESS: address, RAMPART_DATA_DIR: dataDir },
+    env: workerProcessEnv(address, dataDir),
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   child.stderr!.resume();

@@ -82,3 +82,15 @@ export async function waitFor<T>(what: string, probe: () => Promise<T | undefine
   }
   throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
 }
+
+/** Environment of a stand-alone worker process in tests: no fixed metrics ports, so several can run at once. */
+export function workerProcessEnv(address: string, dataDir: string): NodeJS.ProcessEnv {
+  return {
+    ...process.env,
+    TEMPORAL_ADDRESS: address,
+    RAMPART_DATA_DIR: dataDir,
+    RAMPART_SDK_METRICS_ADDRESS: 'off',
+    RAMPART_WORKER_METRICS_PORT: '0',
+    RAMPART_LOG_LEVEL: 'warn',
+  };
+}

@@ -10,7 +10,7 @@ import { SimulatedFleet } from '../../src/providers/simulated/fleet';
 import type { DevServer } from '../../src/temporal/dev-server';
 import { ReleaseClient } from '../../src/temporal/releases';
 import { fastSpec, STABLE } from '../helpers/specs';
-import { sha, startTestServer, uniqueService, waitFor } from '../helpers/temporal';
+import { sha, startTestServer, uniqueService, waitFor, workerProcessEnv } from '../helpers/temporal';
 
 let server: DevServer;
 let connection: Connection;
@@ -22,7 +22,7 @@ const workers: ChildProcess[] = [];
 function startWorkerProcess(): ChildProcess {
   const child = spawn(process.execPath, ['--import', 'tsx', 'workers/main.ts'], {
     cwd: PROJECT_ROOT,
-    env: { ...process.env, TEMPORAL_ADDRESS: server.address, RAMPART_DATA_DIR: dataDir },
+    env: workerProcessEnv(server.address, dataDir),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   child.stdout!.resume();
