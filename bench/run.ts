@@ -4,6 +4,7 @@ import { writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { quietSdkLogs, startTestServer } from '../test/helpers/temporal';
+import { benchCapacity } from './capacity';
 import { benchEngine } from './engine';
 
 async function main(): Promise<void> {
@@ -24,6 +25,16 @@ async function main(): Promise<void> {
         `| | release workflow started directly | ${engine.releasesDirectPerSecond}/s, ratio ${engine.ratioDirect} | ≥ 0.9 |`,
       );
       console.log('engine', engine);
+    }
+    if (wanted('capacity')) {
+      const levels = await benchCapacity(server);
+      results.capacity = levels;
+      for (const level of levels) {
+        lines.push(
+          `| capacity | ${level.releases} releases baking, analysis every 10 s | RSS ${level.workerRssMiB} MiB, CPU ${level.cpuPercentOfOneCore}% of a core, tick lateness p50 ${level.tickLatenessMs.p50} ms / p99 ${level.tickLatenessMs.p99} ms (${level.analysisRuns} runs in ${level.observedSeconds} s; started in ${level.startSeconds} s) | |`,
+        );
+      }
+      console.log('capacity', levels);
     }
   } finally {
     await server.stop();
