@@ -2,6 +2,7 @@
 // SQLite file (unless TEMPORAL_ADDRESS points elsewhere), a release worker, and the API.
 import { join } from 'node:path';
 import { createReleaseWorker } from '../workers/worker';
+import { startApi } from './api/server';
 import { loadConfig, projectPath } from './config';
 import { connectTemporal } from './temporal/connect';
 
@@ -20,12 +21,16 @@ async function main(): Promise<void> {
   say(`Temporal   ${temporal.address} (namespace ${temporal.namespace})${temporal.devServer ? ', embedded dev server' : ''}`);
   if (temporal.uiUrl) say(`Temporal UI ${temporal.uiUrl}`);
   say(`worker     polling task queue ${config.RAMPART_TASK_QUEUE}`);
+  const api = await startApi({ config, client: temporal.client, localTokenDir: projectPath(config.RAMPART_DATA_DIR) });
+  say(`API        ${api.url} (docs ${api.url}/docs)`);
+  if (api.localTokenFile) say(`API token  generated in ${api.localTokenFile}: export RAMPART_TOKEN=$(grep -v '^#' ${api.localTokenFile} | cut -d: -f3)`);
 
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
     say(`${signal}: shutting down`);
+    await api.close();
     await worker.shutdown();
     await temporal.close();
     say('stopped');

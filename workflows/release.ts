@@ -117,6 +117,7 @@ export async function releaseWorkflow({ releaseId, spec }: ReleaseWorkflowInput)
     history: [],
     outcome: null,
     requestedBy: spec.requestedBy,
+    alerts: spec.alerts,
     ...(spec.commit ? { commit: spec.commit } : {}),
     startedAt,
     finishedAt: null,

@@ -88,6 +88,8 @@ export interface ReleaseStatus {
   history: Transition[];
   outcome: { result: Outcome; reason: string; actor?: string; at: string } | null;
   requestedBy: string;
+  /** How Alertmanager's alerts steer this release (the spec's alert policy). */
+  alerts: { onFiring: 'pause' | 'abort'; resumeOnResolved: boolean };
   commit?: { sha: string; time: string };
   startedAt: string;
   finishedAt: string | null;

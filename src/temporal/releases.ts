@@ -49,6 +49,14 @@ export class CommandRejectedError extends Error {
   }
 }
 
+/** The service's lane could not take the release (the reason says why); nothing was started. */
+export class SubmitRefusedError extends Error {
+  constructor(reason: string) {
+    super(reason);
+    this.name = 'SubmitRefusedError';
+  }
+}
+
 export interface ReleaseSummary {
   releaseId: string;
   service: string | undefined;
@@ -75,6 +83,16 @@ export class ReleaseClient {
 
   /** Hands the release to its service's lane, which starts it, queues it behind a superseded one, or finds it a duplicate. */
   async submit(spec: ReleaseSpec): Promise<SubmitResult> {
+    try {
+      return await this.submitToLane(spec);
+    } catch (error) {
+      // The lane refused this one submission (it goes on serving others): say why, typed.
+      if (error instanceof WorkflowUpdateFailedError) throw new SubmitRefusedError(error.cause?.message ?? error.message);
+      throw error;
+    }
+  }
+
+  private async submitToLane(spec: ReleaseSpec): Promise<SubmitResult> {
     const lane = new WithStartWorkflowOperation(releaseLaneWorkflow, {
       workflowId: laneWorkflowId(spec.service, spec.environment),
       taskQueue: this.taskQueue,

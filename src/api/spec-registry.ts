@@ -1,0 +1,160 @@
+// The specs services "already have": a folder of YAML files (RAMPART_SPECS_DIR), one per service and
+// environment, read and validated once at start. Webhooks that carry no spec (GitHub's, a CI call
+// without `spec`) start releases from these. Files, not an API: every API replica behind a load
+// balancer reads the same folder, and a change to how production is released goes through review.
+import { readdirSync, readFileSync } from 'node:fs';
+import { basename, extname, join } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { ConfigError } from '../config';
+import { InvalidSpecError, validateReleaseSpec } from '../spec/parse';
+import { alertPolicySchema, nameSchema, type AlertPolicy, type ReleaseSpec } from '../spec/release-spec';
+import { fieldsFromIssues } from './problem';
+
+export const githubBindingSchema = z
+  .object({
+    repository: z
+      .string()
+      .regex(/^[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+$/, 'use owner/name')
+      .describe('The repository (owner/name) whose successful workflow runs and deployments release this service.'),
+    workflows: z
+      .array(z.string().min(1))
+      .default([])
+      .describe('Workflows (names, or paths such as .github/workflows/build.yml) whose successful runs start a release; empty: any.'),
+    branches: z.array(z.string().min(1)).default([]).describe('Branches whose runs start a release; empty: any.'),
+  })
+  .strict();
+
+/** A registered spec: a release spec without a version (the version comes with each release), and how GitHub finds it. */
+export const registeredSpecFileSchema = z
+  .object({
+    github: githubBindingSchema.optional().describe('Which GitHub events release this service.'),
+    spec: z.record(z.string(), z.unknown()).describe('The release spec, without version; service defaults to the file name.'),
+  })
+  .strict();
+
+export type GitHubBinding = z.infer<typeof githubBindingSchema>;
+
+export interface RegisteredSpec {
+  service: string;
+  environment: string;
+  file: string;
+  github: GitHubBinding | null;
+  alerts: AlertPolicy;
+  /** The spec as written, without version; filled in and validated per release. */
+  template: Record<string, unknown>;
+}
+
+/** What one release adds to a registered spec. */
+export interface ReleaseFacts {
+  version: string;
+  commit?: { sha: string; time: string } | undefined;
+  pipelineUrl?: string | undefined;
+  requestedBy: string;
+}
+
+// Only for checking a template at load time; never released.
+const PLACEHOLDER_VERSION = 'feedfacefeedfacefeedfacefeedfacefeedface';
+
+export class SpecRegistry {
+  constructor(private readonly entries: readonly RegisteredSpec[] = []) {}
+
+  /** Reads every .yaml, .yml and .json file of the folder; any bad file stops the start with the file and field named. */
+  static load(dir: string): SpecRegistry {
+    let files: string[];
+    try {
+      files = readdirSync(dir)
+        .filter((f) => ['.yaml', '.yml', '.json'].includes(extname(f)))
+        .sort();
+    } catch (error) {
+      throw new ConfigError([{ field: 'RAMPART_SPECS_DIR', message: `cannot read ${dir}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}` }]);
+    }
+    const entries: RegisteredSpec[] = [];
+    const problems: { field: string; message: string }[] = [];
+    for (const file of files) {
+      try {
+        const entry = parseRegisteredSpec(readFileSync(join(dir, file), 'utf8'), file);
+        const twin = entries.find((e) => e.service === entry.service && e.environment === entry.environment);
+        if (twin) problems.push({ field: file, message: `${entry.service}/${entry.environment} is also registered by ${twin.file}` });
+        else entries.push(entry);
+      } catch (error) {
+        if (error instanceof InvalidSpecError) problems.push(...error.problems.map((p) => ({ field: `${file}: ${p.field}`, message: p.message })));
+        else throw error;
+      }
+    }
+    if (problems.length) throw new ConfigError(problems);
+    return new SpecRegistry(entries);
+  }
+
+  list(): readonly RegisteredSpec[] {
+    return this.entries;
+  }
+
+  /** The spec of a service in an environment; without an environment, the service's only one. */
+  find(service: string, environment?: string): RegisteredSpec | { ambiguous: string[] } | null {
+    const matches = this.entries.filter((e) => e.service === service && (environment === undefined || e.environment === environment));
+    if (matches.length === 1) return matches[0]!;
+    if (matches.length === 0) return null;
+    return { ambiguous: matches.map((e) => e.environment) };
+  }
+
+  /** The specs a GitHub repository's event releases: bound to the repository, the workflow and the branch. */
+  forGitHub(repository: string, run: { workflow?: string[]; branch?: string | null; environment?: string }): RegisteredSpec[] {
+    return this.entries.filter((e) => {
+      const binding = e.github;
+      if (!binding || binding.repository.toLowerCase() !== repository.toLowerCase()) return false;
+      if (run.environment !== undefined && e.environment !== run.environment) return false;
+      if (run.workflow && binding.workflows.length && !binding.workflows.some((w) => run.workflow!.includes(w))) return false;
+      if (run.branch !== undefined && binding.branches.length && (!run.branch || !binding.branches.includes(run.branch))) return false;
+      return true;
+    });
+  }
+
+  /** The registered spec with this release's version, commit and requester: validated like any spec. */
+  static specFor(entry: RegisteredSpec, facts: ReleaseFacts): ReleaseSpec {
+    return validateReleaseSpec({
+      ...entry.template,
+      service: entry.service,
+      environment: entry.environment,
+      version: facts.version,
+      ...(facts.commit ? { commit: facts.commit } : {}),
+      ...(facts.pipelineUrl ? { pipelineUrl: facts.pipelineUrl } : {}),
+      requestedBy: facts.requestedBy,
+    });
+  }
+}
+
+export function parseRegisteredSpec(text: string, file: string): RegisteredSpec {
+  let decoded: unknown;
+  try {
+    decoded = parseYaml(text, { uniqueKeys: true });
+  } catch (error) {
+    throw new InvalidSpecError([{ field: '(document)', message: `not valid YAML or JSON: ${(error as Error).message}` }]);
+  }
+  const parsed = registeredSpecFileSchema.safeParse(decoded);
+  if (!parsed.success) {
+    throw new InvalidSpecError(fieldsFromIssues('', parsed.error.issues).map((p) => ({ field: p.field || '(document)', message: p.message })));
+  }
+  const template = parsed.data.spec;
+  if ('version' in template) throw new InvalidSpecError([{ field: 'spec.version', message: 'a registered spec has no version: each release brings its own' }]);
+  const stem = basename(file, extname(file));
+  const service = template.service ?? stem;
+  if (!nameSchema.safeParse(service).success) {
+    throw new InvalidSpecError([{ field: 'spec.service', message: `"${String(service)}" is not a service name (the file name is used when spec.service is unset)` }]);
+  }
+  let checked: ReleaseSpec;
+  try {
+    checked = validateReleaseSpec({ ...template, service, version: PLACEHOLDER_VERSION });
+  } catch (error) {
+    if (error instanceof InvalidSpecError) throw new InvalidSpecError(error.problems.map((p) => ({ field: `spec.${p.field}`, message: p.message })));
+    throw error;
+  }
+  return {
+    service: checked.service,
+    environment: checked.environment,
+    file,
+    github: parsed.data.github ?? null,
+    alerts: alertPolicySchema.parse(checked.alerts),
+    template: { ...template, service: checked.service },
+  };
+}

@@ -1,0 +1,216 @@
+#!/usr/bin/env node
+// rampart: the operator CLI over the HTTP API. Address and token come from RAMPART_API_URL and
+// RAMPART_TOKEN, or --url and --token. Exit codes are listed in `rampart --help` and in EXIT.
+import { readFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Command, CommanderError, Option } from 'commander';
+import { parse as parseYaml } from 'yaml';
+import { isTerminal, type CommandName, type ReleaseStatus } from '../engine/release-state';
+import type { ReleaseSummary } from '../temporal/releases';
+import { ApiClient, CliError, EXIT } from './client';
+import { formatList, formatStatus, formatStatusLine } from './format';
+
+interface GlobalOptions {
+  url: string;
+  token?: string;
+  json?: boolean;
+  timeout: string;
+}
+
+const EXIT_HELP = `
+Exit codes:
+  0  done
+  1  error: the API unreachable, a server error, an unexpected answer
+  2  usage: bad arguments, an unreadable or invalid spec, a request the API found invalid
+  3  rejected: the command makes no sense in the release's state now (the message says why)
+  4  not found: no such release
+  5  not authenticated (RAMPART_TOKEN missing or wrong) or not allowed (role too low)
+  6  status --watch: the release finished without being promoted
+
+Environment:
+  RAMPART_API_URL  the API (default http://127.0.0.1:8080)
+  RAMPART_TOKEN    an API token (Authorization: Bearer)
+
+A release is named release/<service>/<environment>/<version> or <service>/<environment>/<version>.`;
+
+/** The release's path on the API from either form of its name. */
+export function releaseIdFrom(name: string): string {
+  const bare = name.startsWith('release/') ? name.slice('release/'.length) : name;
+  const first = bare.indexOf('/');
+  const second = bare.indexOf('/', first + 1);
+  if (first <= 0 || second <= first + 1 || second === bare.length - 1) {
+    throw new CliError(EXIT.usage, `"${name}" is not a release: use <service>/<environment>/<version> or release/<service>/<environment>/<version>`);
+  }
+  return `release/${bare}`;
+}
+
+const releasePath = (name: string) => `/v1/releases/${encodeURIComponent(releaseIdFrom(name))}`;
+
+function readSpec(file: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new CliError(EXIT.usage, `cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+  }
+  let spec: unknown;
+  try {
+    spec = parseYaml(text, { uniqueKeys: true });
+  } catch (error) {
+    throw new CliError(EXIT.usage, `${file} is not valid YAML or JSON: ${(error as Error).message}`);
+  }
+  if (spec === null || typeof spec !== 'object' || Array.isArray(spec)) throw new CliError(EXIT.usage, `${file}: a release spec is a mapping with service, version, …`);
+  return spec as Record<string, unknown>;
+}
+
+function positiveInt(name: string) {
+  return (value: string) => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n <= 0) throw new CliError(EXIT.usage, `${name} must be a positive whole number, not "${value}"`);
+    return n;
+  };
+}
+
+export function buildProgram(out: (text: string) => void, err: (text: string) => void): Command {
+  const program = new Command();
+  program
+    .name('rampart')
+    .description('Start, watch and steer Rampart releases through the HTTP API.')
+    .addOption(new Option('--url <url>', 'API address').env('RAMPART_API_URL').default('http://127.0.0.1:8080'))
+    .addOption(new Option('--token <token>', 'API token').env('RAMPART_TOKEN'))
+    .option('--json', 'print the API answer as JSON')
+    .option('--timeout <ms>', 'how long to wait for each answer', '120000')
+    .addHelpText('after', EXIT_HELP)
+    .configureOutput({ writeOut: out, writeErr: err })
+    .exitOverride()
+    .showHelpAfterError('(rampart --help lists the commands)');
+
+  const client = (command: Command) => {
+    const options = command.optsWithGlobals<GlobalOptions>();
+    return {
+      api: new ApiClient({ url: options.url, token: options.token, timeoutMs: positiveInt('--timeout')(options.timeout) }),
+      json: options.json === true,
+    };
+  };
+  const print = (json: boolean, body: unknown, human: () => string) => out(`${json ? JSON.stringify(body, null, 2) : human()}\n`);
+
+  program
+    .command('start')
+    .description('start a release from a spec file (YAML or JSON)')
+    .argument('<spec-file>', 'the release spec')
+    .option('--service <name>', 'override the spec’s service')
+    .option('--environment <name>', 'override the spec’s environment')
+    .option('--version <version>', 'override the spec’s version (an image digest or git SHA)')
+    .action(async (file: string, options: { service?: string; environment?: string; version?: string }, command: Command) => {
+      const spec = readSpec(file);
+      if (options.service) spec.service = options.service;
+      if (options.environment) spec.environment = options.environment;
+      if (options.version) spec.version = options.version;
+      const { api, json } = client(command);
+      const { body } = await api.request<{ releaseId: string; disposition: string; supersedes?: string }>('POST', '/v1/releases', spec);
+      print(json, body, () => {
+        const said = { started: 'started', queued: 'queued: it starts once the release it supersedes has rolled back', duplicate: 'already submitted' }[body.disposition] ?? body.disposition;
+        return `${body.releaseId} ${said}${body.supersedes ? ` (supersedes ${body.supersedes})` : ''}`;
+      });
+    });
+
+  program
+    .command('list')
+    .description('list releases, newest first')
+    .option('--service <name>', 'only this service')
+    .option('--environment <name>', 'only this environment')
+    .addOption(new Option('--status <status>', 'only releases in this state').choices(['running', 'completed', 'failed', 'cancelled', 'terminated', 'timed-out']))
+    .option('--limit <n>', 'at most this many', '50')
+    .action(async (options: { service?: string; environment?: string; status?: string; limit: string }, command: Command) => {
+      const query = new URLSearchParams();
+      if (options.service) query.set('service', options.service);
+      if (options.environment) query.set('environment', options.environment);
+      if (options.status) query.set('status', options.status);
+      query.set('limit', String(positiveInt('--limit')(options.limit)));
+      const { api, json } = client(command);
+      const { body } = await api.request<{ releases: ReleaseSummary[] }>('GET', `/v1/releases?${query}`);
+      print(json, body, () => formatList(body.releases));
+    });
+
+  program
+    .command('status')
+    .description('show a release; --watch follows it until it finishes')
+    .argument('<release>', 'release/<service>/<environment>/<version> or <service>/<environment>/<version>')
+    .option('-w, --watch', 'redraw as the release moves; ends when it finishes (exit 0 promoted, 6 otherwise)')
+    .option('--interval <ms>', 'how often --watch asks', '1000')
+    .action(async (name: string, options: { watch?: boolean; interval: string }, command: Command) => {
+      const { api, json } = client(command);
+      const path = releasePath(name);
+      if (!options.watch) {
+        const { body } = await api.request<ReleaseStatus>('GET', path);
+        print(json, body, () => formatStatus(body));
+        return;
+      }
+      const interval = positiveInt('--interval')(options.interval);
+      const tty = process.stdout.isTTY === true && !json;
+      let last = '';
+      for (;;) {
+        const { body } = await api.request<ReleaseStatus>('GET', path);
+        if (tty) {
+          out(`\x1b[H\x1b[2J${formatStatus(body, Math.max(5, (process.stdout.rows ?? 30) - 10))}\n`);
+        } else {
+          const line = json ? JSON.stringify(body) : formatStatusLine(body);
+          const key = json ? line : `${body.state}|${body.step?.name}|${body.routes.canaryWeight}|${body.pause?.reason}|${body.outcome?.result}`;
+          if (key !== last) out(`${line}\n`);
+          last = key;
+        }
+        if (isTerminal(body.state)) {
+          if (body.state !== 'promoted') throw new CliError(EXIT.notPromoted, `${body.releaseId} ${body.state}: ${body.outcome?.reason ?? ''}`);
+          return;
+        }
+        await sleep(interval);
+      }
+    });
+
+  const commands: [CommandName, string][] = [
+    ['pause', 'pause a release: traffic stays where it is, no bake advances'],
+    ['resume', 'resume a paused release'],
+    ['promote', 'skip the rest of the current bake and go to the next step'],
+    ['abort', 'roll the release back to the stable version (answers once the rollback is done)'],
+    ['approve', 'approve the manual gate the release waits at'],
+  ];
+  for (const [name, description] of commands) {
+    program
+      .command(name)
+      .description(description)
+      .argument('<release>', 'release/<service>/<environment>/<version> or <service>/<environment>/<version>')
+      .requiredOption('-r, --reason <text>', 'why (recorded with your token name in the release history)')
+      .action(async (release: string, options: { reason: string }, command: Command) => {
+        const { api, json } = client(command);
+        const { status, body } = await api.request<ReleaseStatus | { accepted: true; detail: string; status: ReleaseStatus }>('POST', `${releasePath(release)}/${name}`, {
+          reason: options.reason,
+        });
+        print(json, body, () => ('accepted' in body && status === 202 ? `${body.detail}\n${formatStatus(body.status)}` : formatStatus(body as ReleaseStatus)));
+      });
+  }
+  return program;
+}
+
+export async function run(argv: string[], out = (t: string) => void process.stdout.write(t), err = (t: string) => void process.stderr.write(t)): Promise<number> {
+  const program = buildProgram(out, err);
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return EXIT.ok;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      return error.code === 'commander.helpDisplayed' || error.code === 'commander.version' || error.code === 'commander.help' ? EXIT.ok : EXIT.usage;
+    }
+    if (error instanceof CliError) {
+      err(`rampart: ${error.message}\n${error.details.map((d) => `  ${d}\n`).join('')}`);
+      return error.exitCode;
+    }
+    err(`rampart: ${(error as Error).message ?? String(error)}\n`);
+    return EXIT.error;
+  }
+}
+
+if (require.main === module) {
+  void run(process.argv.slice(2)).then((code) => {
+    process.exitCode = code;
+  });
+}

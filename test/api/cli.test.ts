@@ -1,0 +1,130 @@
+// The CLI as an operator runs it: a separate process talking to the API over HTTP, driving a real
+// release from start to abort, with the exit codes scripts rely on.
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { after, before, test } from 'node:test';
+import { promisify } from 'node:util';
+import { EXIT } from '../../src/cli/client';
+import type { ReleaseStatus } from '../../src/engine/release-state';
+import { freePort } from '../../src/temporal/dev-server';
+import { sha, uniqueService, waitFor } from '../helpers/temporal';
+import { startApiRig, TOKENS, type ApiRig } from './helpers';
+
+const run = promisify(execFile);
+const CLI = resolve(__dirname, '../../src/cli/main.ts');
+
+let api: ApiRig;
+before(async () => {
+  api = await startApiRig();
+});
+after(async () => {
+  await api?.close();
+});
+
+async function rampart(args: string[], env: Record<string, string | undefined> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, ['--import', 'tsx', CLI, ...args], {
+      env: { ...process.env, RAMPART_API_URL: api.url, RAMPART_TOKEN: TOKENS.operator.token, ...env },
+      timeout: 60_000,
+    });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const failed = error as { code?: number; stdout?: string; stderr?: string };
+    return { code: typeof failed.code === 'number' ? failed.code : -1, stdout: failed.stdout ?? '', stderr: failed.stderr ?? '' };
+  }
+}
+
+test('the CLI drives a release from start to abort, and its exit codes say what happened', async () => {
+  const service = uniqueService('cli');
+  const version = sha(service);
+  const dir = mkdtempSync(join(tmpdir(), 'rampart-cli-'));
+  const specFile = join(dir, 'release.yaml');
+  writeFileSync(
+    specFile,
+    [
+      `service: ${service}`,
+      `version: "${version}"`,
+      'strategy:',
+      '  steps:',
+      '    - { name: canary, phase: canary, weight: 10, bake: 30s }',
+      '    - { name: full, phase: full, weight: 100 }',
+      'analysis: { interval: 200ms }',
+      '',
+    ].join('\n'),
+  );
+  const releaseId = `release/${service}/production/${version}`;
+  const short = `${service}/production/${version}`;
+
+  const started = await rampart(['start', specFile]);
+  assert.equal(started.code, EXIT.ok, started.stderr);
+  assert.match(started.stdout, new RegExp(`${releaseId} started`));
+  await waitFor('the canary to take traffic', async () => (await api.rig.releases.status(releaseId)).routes.canaryWeight === 10);
+
+  const status = await rampart(['status', short]);
+  assert.equal(status.code, EXIT.ok, status.stderr);
+  assert.match(status.stdout, /state\s+running\s+phase canary\s+step 1\/2 canary/);
+  assert.match(status.stdout, /canary 10%/);
+
+  const paused = await rampart(['pause', releaseId, '--reason', 'checking the dashboards']);
+  assert.equal(paused.code, EXIT.ok, paused.stderr);
+  assert.match(paused.stdout, new RegExp(`paused\\s+by ${TOKENS.operator.name} \\(operator\\): checking the dashboards`));
+
+  const twice = await rampart(['pause', short, '-r', 'again']);
+  assert.equal(twice.code, EXIT.rejected);
+  assert.match(twice.stderr, /already paused/);
+
+  const listed = await rampart(['list', '--service', service, '--json']);
+  assert.equal(listed.code, EXIT.ok, listed.stderr);
+  assert.deepEqual(
+    (JSON.parse(listed.stdout) as { releases: { releaseId: string }[] }).releases.map((r) => r.releaseId),
+    [releaseId],
+  );
+
+  const aborted = await rampart(['abort', short, '--reason', 'p99 doubled', '--json']);
+  assert.equal(aborted.code, EXIT.ok, aborted.stderr);
+  const final = JSON.parse(aborted.stdout) as ReleaseStatus;
+  assert.equal(final.state, 'aborted');
+  assert.equal(final.routes.canaryWeight, 0);
+  assert.deepEqual([final.outcome?.actor, final.outcome?.reason], [TOKENS.operator.name, 'p99 doubled']);
+
+  const watched = await rampart(['status', short, '--watch', '--interval', '200']);
+  assert.equal(watched.code, EXIT.notPromoted, 'watching a release that ended without promotion exits 6');
+  assert.match(watched.stdout, /aborted/);
+
+  const late = await rampart(['resume', short, '-r', 'too late']);
+  assert.equal(late.code, EXIT.rejected);
+  assert.match(late.stderr, /finished/);
+});
+
+test('the CLI exits 2 on usage errors, 4 for an unknown release, 5 without a valid token', async () => {
+  const missingReason = await rampart(['pause', 'svc/production/abcdef1']);
+  assert.equal(missingReason.code, EXIT.usage);
+  assert.match(missingReason.stderr, /--reason/);
+
+  const badName = await rampart(['status', 'just-a-name']);
+  assert.equal(badName.code, EXIT.usage);
+
+  const dir = mkdtempSync(join(tmpdir(), 'rampart-cli-'));
+  const invalid = join(dir, 'bad.yaml');
+  writeFileSync(invalid, 'service: shop\nversion: latest\n');
+  const rejectedSpec = await rampart(['start', invalid]);
+  assert.equal(rejectedSpec.code, EXIT.usage);
+  assert.match(rejectedSpec.stderr, /body\.version/);
+
+  const unknown = await rampart(['status', `${uniqueService('ghost')}/production/${sha('ghost')}`]);
+  assert.equal(unknown.code, EXIT.notFound);
+
+  const noToken = await rampart(['list'], { RAMPART_TOKEN: '' });
+  assert.equal(noToken.code, EXIT.auth);
+  assert.match(noToken.stderr, /RAMPART_TOKEN/);
+
+  const viewer = await rampart(['abort', `${uniqueService('ghost')}/production/${sha('ghost')}`, '-r', 'x'], { RAMPART_TOKEN: TOKENS.viewer.token });
+  assert.equal(viewer.code, EXIT.auth);
+
+  const unreachable = await rampart(['list', '--url', `http://127.0.0.1:${await freePort()}`]);
+  assert.equal(unreachable.code, EXIT.error);
+  assert.match(unreachable.stderr, /cannot reach the Rampart API.*ECONNREFUSED/);
+});

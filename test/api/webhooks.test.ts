@@ -1,0 +1,379 @@
+// CI, GitHub and Alertmanager deliveries over real HTTP against a real worker and dev server.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import type { ReleaseStatus } from '../../src/engine/release-state';
+import { sha, uniqueService, waitFor } from '../helpers/temporal';
+import {
+  ALERTMANAGER_TOKEN,
+  assertProblem,
+  call,
+  heldSpec,
+  signedHeaders,
+  specsDir,
+  startApiRig,
+  TOKENS,
+  type ApiRig,
+} from './helpers';
+
+const SHOP = uniqueService('shop');
+const BILLING = uniqueService('billing');
+const CHECKOUT = uniqueService('checkout');
+const HELD_STEPS = `
+  strategy:
+    steps:
+      - { name: canary, phase: canary, weight: 10, bake: 30s }
+      - { name: full, phase: full, weight: 100 }
+  analysis: { interval: 200ms }`;
+
+let api: ApiRig;
+
+before(async () => {
+  const { registry } = specsDir({
+    'shop.yaml': `
+github:
+  repository: acme/shop
+  workflows: [build]
+  branches: [main]
+spec:
+  service: ${SHOP}
+${HELD_STEPS}`,
+    'billing-staging.yaml': `
+github:
+  repository: acme/billing
+spec:
+  service: ${BILLING}
+  environment: staging
+${HELD_STEPS}`,
+    'checkout.yml': `
+spec:
+  service: ${CHECKOUT}
+  alerts: { onFiring: pause, resumeOnResolved: true }
+${HELD_STEPS}`,
+  });
+  api = await startApiRig({ specs: registry });
+});
+after(async () => {
+  await api?.close();
+});
+
+function workflowRun(headSha: string, overrides: { action?: string; conclusion?: string; name?: string; branch?: string; repository?: string } = {}) {
+  return {
+    action: overrides.action ?? 'completed',
+    workflow_run: {
+      id: 4711,
+      name: overrides.name ?? 'build',
+      path: '.github/workflows/build.yml',
+      head_sha: headSha,
+      head_branch: overrides.branch ?? 'main',
+      event: 'push',
+      status: 'completed',
+      conclusion: overrides.conclusion ?? 'success',
+      html_url: 'https://github.com/acme/shop/actions/runs/4711',
+      run_number: 12,
+      head_commit: { id: headSha, tree_id: headSha, message: 'fix checkout', timestamp: '2026-03-01T10:00:00Z', author: { name: 'Octo Cat' } },
+      triggering_actor: { login: 'octocat', id: 1 },
+    },
+    workflow: { id: 1, name: 'build' },
+    repository: { id: 9, name: 'shop', full_name: overrides.repository ?? 'acme/shop', private: true },
+    sender: { login: 'octocat', id: 1 },
+  };
+}
+
+async function deliverGitHub(event: string, payload: unknown, delivery: string) {
+  const raw = JSON.stringify(payload);
+  return call<{ releases: { releaseId: string; disposition: string; service: string }[]; ignored?: string; replayed?: boolean }>(
+    api.url,
+    'POST',
+    '/v1/webhooks/github',
+    { raw, headers: signedHeaders(raw, { 'x-github-event': event, 'x-github-delivery': delivery }) },
+  );
+}
+
+async function deliverCi(body: unknown, delivery?: string) {
+  const raw = JSON.stringify(body);
+  return call<{ releaseId: string; disposition: string; replayed?: boolean }>(api.url, 'POST', '/v1/webhooks/ci', {
+    raw,
+    headers: signedHeaders(raw, delivery ? { 'x-rampart-delivery': delivery } : {}),
+  });
+}
+
+async function abort(releaseId: string) {
+  await api.rig.releases.command(releaseId, 'abort', { actor: 'test', reason: 'test done' }).catch(() => undefined);
+}
+
+/** Visibility is eventually consistent: wait until the list shows `expected`, then look again a little later, for any extra. */
+async function releasesOf(service: string, environment: string, expected: number) {
+  await waitFor(`${expected} release(s) of ${service} listed`, async () => (await api.rig.releases.list({ service, environment })).length >= expected);
+  await new Promise((r) => setTimeout(r, 500));
+  return api.rig.releases.list({ service, environment });
+}
+
+describe('GitHub webhook', () => {
+  test('a signed workflow_run delivered three times starts exactly one release', async () => {
+    const version = sha(`${SHOP}-run`);
+    const payload = workflowRun(version);
+    const first = await deliverGitHub('workflow_run', payload, 'delivery-1');
+    assert.equal(first.status, 201, JSON.stringify(first.body));
+    assert.deepEqual(
+      first.body.releases.map((r) => [r.service, r.disposition]),
+      [[SHOP, 'started']],
+    );
+    const redelivered = await deliverGitHub('workflow_run', payload, 'delivery-1');
+    assert.equal(redelivered.status, 200);
+    assert.equal(redelivered.body.replayed, true, 'the same delivery id gets the first answer');
+    const again = await deliverGitHub('workflow_run', payload, 'delivery-2');
+    assert.equal(again.status, 200);
+    assert.equal(again.body.releases[0]?.disposition, 'duplicate', 'a new delivery of the same version finds the existing release');
+    assert.equal(again.body.releases[0]?.releaseId, first.body.releases[0]?.releaseId);
+
+    const releases = await releasesOf(SHOP, 'production', 1);
+    assert.equal(releases.length, 1);
+    const status = await api.rig.releases.status(releases[0]!.releaseId);
+    assert.equal(status.version, version);
+    assert.equal(status.requestedBy, 'github:octocat');
+    assert.deepEqual(status.commit, { sha: version, time: '2026-03-01T10:00:00Z' });
+    await abort(status.releaseId);
+  });
+
+  test('three concurrent deliveries of one run start one release', async () => {
+    const version = sha(`${SHOP}-concurrent`);
+    const answers = await Promise.all(['c-1', 'c-2', 'c-1'].map((id) => deliverGitHub('workflow_run', workflowRun(version), id)));
+    const replayed = answers.filter((a) => a.body.replayed);
+    assert.equal(replayed.length, 1, 'the copy of c-1 shares the first attempt');
+    const dispositions = answers.filter((a) => !a.body.replayed).map((a) => a.body.releases[0]?.disposition).sort();
+    assert.deepEqual(dispositions, ['duplicate', 'started']);
+    const releaseIds = new Set(answers.map((a) => a.body.releases[0]?.releaseId));
+    assert.equal(releaseIds.size, 1);
+    const listed = await releasesOf(SHOP, 'production', 1);
+    assert.equal(listed.filter((r) => r.version === version).length, 1);
+    for (const r of listed) await abort(r.releaseId);
+  });
+
+  test('runs that did not succeed, other workflows and other branches release nothing', async () => {
+    const version = sha(`${SHOP}-ignored`);
+    const cases = [
+      workflowRun(version, { action: 'requested' }),
+      workflowRun(version, { conclusion: 'failure' }),
+      workflowRun(version, { name: 'lint' }),
+      workflowRun(version, { branch: 'feature/x' }),
+    ];
+    for (const [index, payload] of cases.entries()) {
+      const answer = await deliverGitHub('workflow_run', payload, `ignored-${index}`);
+      assert.equal(answer.status, 200);
+      assert.ok(answer.body.ignored, JSON.stringify(answer.body));
+      assert.deepEqual(answer.body.releases, []);
+    }
+    assert.equal((await deliverGitHub('ping', { zen: 'Keep it logically awesome.', hook_id: 1 }, 'ping-1')).body.ignored, 'pong');
+    assert.equal((await deliverGitHub('push', { ref: 'refs/heads/main' }, 'push-1')).status, 200);
+    const unbound = assertProblem(await deliverGitHub('workflow_run', workflowRun(version, { repository: 'acme/unknown' }), 'unbound-1'), 422);
+    assert.equal(unbound.errors?.[0]?.field, 'body.repository.full_name');
+    const badSha = assertProblem(await deliverGitHub('workflow_run', workflowRun('main'), 'bad-sha'), 400);
+    assert.equal(badSha.errors?.[0]?.field, 'body.workflow_run.head_sha');
+    assert.deepEqual(
+      (await api.rig.releases.list({ service: SHOP })).filter((r) => r.version === version),
+      [],
+    );
+  });
+
+  test('a deployment event releases the service bound to its environment; form encoding works too', async () => {
+    const version = sha(`${BILLING}-deploy`);
+    const payload = {
+      action: 'created',
+      deployment: { id: 77, sha: version, ref: 'main', task: 'deploy', environment: 'Staging', creator: { login: 'hubot' } },
+      repository: { full_name: 'acme/billing', name: 'billing' },
+      sender: { login: 'hubot' },
+    };
+    const form = `payload=${encodeURIComponent(JSON.stringify(payload))}`;
+    const answer = await call<{ releases: { releaseId: string; disposition: string; environment: string }[] }>(api.url, 'POST', '/v1/webhooks/github', {
+      raw: form,
+      headers: { ...signedHeaders(form, { 'x-github-event': 'deployment', 'x-github-delivery': 'deploy-1' }), 'content-type': 'application/x-www-form-urlencoded' },
+    });
+    assert.equal(answer.status, 201, JSON.stringify(answer.body));
+    assert.equal(answer.body.releases[0]?.releaseId, `release/${BILLING}/staging/${version}`);
+    const status = await api.rig.releases.status(answer.body.releases[0]!.releaseId);
+    assert.equal(status.requestedBy, 'github:hubot');
+    await abort(status.releaseId);
+  });
+});
+
+describe('CI webhook', () => {
+  test('a delivery with its own spec starts the release; the same delivery id replays, the same version is a duplicate', async () => {
+    const service = uniqueService('ci');
+    const version = sha(service);
+    const body = {
+      service,
+      version,
+      commit: { sha: version, time: '2026-03-01T09:00:00+01:00' },
+      pipelineUrl: 'https://ci.example.com/pipelines/42',
+      requestedBy: 'jenkins',
+      spec: { strategy: heldSpec(service, version).strategy, analysis: { interval: '200ms' } },
+    };
+    const first = await deliverCi(body, 'ci-1');
+    assert.equal(first.status, 201, JSON.stringify(first.body));
+    assert.equal(first.body.disposition, 'started');
+    const replay = await deliverCi(body, 'ci-1');
+    assert.deepEqual([replay.status, replay.body.replayed, replay.body.releaseId], [200, true, first.body.releaseId]);
+    const duplicate = await deliverCi(body, 'ci-2');
+    assert.deepEqual([duplicate.status, duplicate.body.disposition], [200, 'duplicate']);
+    const withoutId = await deliverCi(body);
+    assert.deepEqual([withoutId.status, withoutId.body.disposition], [200, 'duplicate']);
+    assert.equal((await releasesOf(service, 'production', 1)).length, 1);
+    const status = await api.rig.releases.status(first.body.releaseId);
+    assert.equal(status.requestedBy, 'jenkins');
+    await abort(first.body.releaseId);
+  });
+
+  test("a delivery without a spec uses the service's registered one, and one without a registered spec is 422", async () => {
+    const version = sha(`${CHECKOUT}-ci`);
+    const answer = await deliverCi({ service: CHECKOUT, version });
+    assert.equal(answer.status, 201, JSON.stringify(answer.body));
+    const status = await waitFor('the canary step', async () => {
+      const s = await api.rig.releases.status(answer.body.releaseId);
+      return s.step?.name === 'canary' ? s : null;
+    });
+    assert.equal(status.stepCount, 2, 'the registered strategy');
+    assert.equal(status.requestedBy, 'ci');
+    await abort(answer.body.releaseId);
+
+    const unknown = uniqueService('unregistered');
+    const problem = assertProblem(await deliverCi({ service: unknown, version: sha(unknown) }), 422);
+    assert.equal(problem.errors?.[0]?.field, 'body.spec');
+    assert.equal(await api.rig.releases.lane(unknown, 'production'), null);
+  });
+
+  test('an invalid delivery is 400 naming each field, and starts nothing', async () => {
+    const service = uniqueService('ci-bad');
+    const problem = assertProblem(
+      await deliverCi({ service, version: 'latest', pipelineUrl: 'not a url', extra: true, spec: { strategy: { steps: [{ name: 'full', phase: 'full', weight: 50 }] } } }),
+      400,
+    );
+    const fields = problem.errors?.map((e) => e.field).sort();
+    assert.deepEqual(fields, ['body.extra', 'body.pipelineUrl', 'body.spec.strategy.steps.0.weight', 'body.spec.strategy.steps.0.weight', 'body.version'].sort());
+    assert.equal(await api.rig.releases.lane(service, 'production'), null);
+  });
+});
+
+describe('Alertmanager webhook', () => {
+  const alertsUrl = '/v1/alerts/alertmanager';
+
+  function notification(status: 'firing' | 'resolved', alerts: { labels: Record<string, string>; startsAt?: string; endsAt?: string; fingerprint?: string }[]) {
+    return {
+      version: '4',
+      groupKey: '{}:{alertname="RampartCanaryErrorRateAboveStable"}',
+      truncatedAlerts: 0,
+      status,
+      receiver: 'rampart',
+      groupLabels: { alertname: 'RampartCanaryErrorRateAboveStable' },
+      commonLabels: {},
+      commonAnnotations: {},
+      externalURL: 'http://alertmanager:9093',
+      alerts: alerts.map((a) => ({
+        status,
+        labels: { alertname: 'RampartCanaryErrorRateAboveStable', severity: 'critical', ...a.labels },
+        annotations: { summary: 'Canary fails more than stable' },
+        startsAt: a.startsAt ?? '2026-03-01T10:00:00.123456789Z',
+        endsAt: a.endsAt ?? (status === 'firing' ? '0001-01-01T00:00:00Z' : '2026-03-01T10:05:00Z'),
+        generatorURL: 'http://prometheus:9090/graph',
+        fingerprint: a.fingerprint ?? `fp-${a.labels.service}`,
+      })),
+    };
+  }
+
+  async function notify(body: unknown) {
+    const answer = await call<{ actions: { releaseId: string | null; action: string; detail: string }[] }>(api.url, 'POST', alertsUrl, {
+      token: ALERTMANAGER_TOKEN,
+      body,
+    });
+    assert.equal(answer.status, 200, JSON.stringify(answer.body));
+    return answer.body.actions;
+  }
+
+  async function held(service: string, viaRegistry = false): Promise<string> {
+    const version = sha(`${service}-alert-${Date.now()}`);
+    const answer = viaRegistry
+      ? await deliverCi({ service, version })
+      : await call<{ releaseId: string }>(api.url, 'POST', '/v1/releases', { token: TOKENS.operator.token, body: heldSpec(service, version) });
+    const releaseId = answer.body.releaseId;
+    await waitFor('the canary to take traffic', async () => (await api.rig.releases.status(releaseId)).routes.canaryWeight > 0);
+    return releaseId;
+  }
+
+  const state = async (releaseId: string): Promise<ReleaseStatus> => api.rig.releases.status(releaseId);
+
+  test('a firing alert pauses the matching release and leaves another service alone; repeats change nothing', async () => {
+    const other = uniqueService('other');
+    const target = await held(CHECKOUT, true);
+    const bystander = await held(other);
+
+    const actions = await notify(notification('firing', [{ labels: { service: CHECKOUT } }]));
+    assert.deepEqual(actions.map((a) => [a.releaseId, a.action]), [[target, 'paused']]);
+    const paused = await state(target);
+    assert.equal(paused.state, 'paused');
+    assert.deepEqual([paused.pause?.cause, paused.pause?.actor], ['alert', 'alertmanager']);
+    assert.match(paused.pause?.reason ?? '', /RampartCanaryErrorRateAboveStable firing/);
+    assert.equal((await state(bystander)).state, 'running');
+
+    const repeat = await notify(notification('firing', [{ labels: { service: CHECKOUT } }]));
+    assert.deepEqual(repeat.map((a) => a.action), ['none']);
+    assert.equal((await state(target)).history.filter((t) => t.event === 'paused').length, 1);
+
+    const elsewhere = await notify(notification('firing', [{ labels: { service: CHECKOUT, environment: 'staging' }, fingerprint: 'fp-staging' }]));
+    assert.deepEqual(elsewhere.map((a) => a.action), ['none'], 'an alert for another environment matches nothing');
+
+    // Resolved, with a policy that resumes; then the firing notice arrives late and changes nothing.
+    const resolved = await notify(notification('resolved', [{ labels: { service: CHECKOUT } }]));
+    assert.deepEqual(resolved.map((a) => a.action), ['resumed']);
+    assert.equal((await state(target)).state, 'running');
+    const late = await notify(notification('firing', [{ labels: { service: CHECKOUT } }]));
+    assert.deepEqual(late.map((a) => a.action), ['none']);
+    assert.match(late[0]!.detail, /late/);
+    assert.equal((await state(target)).state, 'running');
+    assert.equal((await state(bystander)).state, 'running');
+    await abort(target);
+    await abort(bystander);
+  });
+
+  test('a resolved alert never resumes a release an operator paused, nor one whose policy says stay', async () => {
+    const byOperator = await held(CHECKOUT, true);
+    await notify(notification('firing', [{ labels: { service: CHECKOUT }, fingerprint: 'fp-op', startsAt: '2026-03-02T10:00:00Z' }]));
+    await api.rig.releases.command(byOperator, 'resume', { actor: 'olga', reason: 'false alarm' });
+    await api.rig.releases.command(byOperator, 'pause', { actor: 'olga', reason: 'my own pause' });
+    const resolved = await notify(notification('resolved', [{ labels: { service: CHECKOUT }, fingerprint: 'fp-op', startsAt: '2026-03-02T10:00:00Z', endsAt: '2026-03-02T10:01:00Z' }]));
+    assert.deepEqual(resolved.map((a) => a.action), ['none']);
+    assert.equal((await state(byOperator)).pause?.actor, 'olga');
+    await abort(byOperator);
+
+    const service = uniqueService('staypaused');
+    const unregistered = await held(service);
+    await notify(notification('firing', [{ labels: { service } }]));
+    assert.equal((await state(unregistered)).state, 'paused');
+    const stays = await notify(notification('resolved', [{ labels: { service } }]));
+    assert.deepEqual(stays.map((a) => a.action), ['none']);
+    assert.match(stays[0]!.detail, /does not resume/);
+    assert.equal((await state(unregistered)).state, 'paused');
+    await abort(unregistered);
+  });
+
+  test('rampart_action=abort rolls the release back, recorded as the alert', async () => {
+    const service = uniqueService('abortme');
+    const releaseId = await held(service);
+    const actions = await notify(notification('firing', [{ labels: { service, rampart_action: 'abort' } }]));
+    assert.ok(['aborted', 'aborting'].includes(actions[0]!.action), JSON.stringify(actions));
+    const done = await waitFor('the rollback', async () => {
+      const s = await state(releaseId);
+      return s.state === 'aborted' ? s : null;
+    });
+    assert.equal(done.outcome?.actor, 'alertmanager');
+    assert.equal(done.routes.canaryWeight, 0);
+    const again = await notify(notification('firing', [{ labels: { service, rampart_action: 'abort' } }]));
+    assert.deepEqual(again.map((a) => a.action), ['none']);
+  });
+
+  test('an invalid notification is 400 naming the field; an alert without a service label is ignored', async () => {
+    const bad = await call(api.url, 'POST', alertsUrl, { token: ALERTMANAGER_TOKEN, body: { ...notification('firing', []), version: '3' } });
+    assert.equal(assertProblem(bad, 400).errors?.[0]?.field, 'body.version');
+    const noService = await notify(notification('firing', [{ labels: { job: 'node' }, fingerprint: 'fp-node' }]));
+    assert.deepEqual(noService.map((a) => a.action), ['none']);
+    assert.match(noService[0]!.detail, /no service label/);
+  });
+});
