@@ -1,4 +1,7 @@
 import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { PROJECT_ROOT } from '../../src/paths';
 import { describe, test } from 'node:test';
 import { InvalidSpecError, parseReleaseSpec, validateReleaseSpec } from '../../src/spec/parse';
 
@@ -94,4 +97,13 @@ describe('release spec', () => {
     assert.throws(() => parseReleaseSpec('service: [unclosed'), (error: InvalidSpecError) => error.problems[0]!.field === '(document)');
     assert.throws(() => parseReleaseSpec('- a list'), /a release spec is a mapping/);
   });
+});
+
+describe('the example specs', () => {
+  const dir = join(PROJECT_ROOT, 'examples', 'specs');
+  for (const file of readdirSync(dir).filter((f) => /\.(ya?ml|json)$/.test(f))) {
+    test(`${file} is a valid release spec`, () => {
+      assert.doesNotThrow(() => parseReleaseSpec(readFileSync(join(dir, file), 'utf8')));
+    });
+  }
 });
