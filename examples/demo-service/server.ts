@@ -113,8 +113,10 @@ function main(): void {
   if (!Number.isInteger(port) || port < 1 || port > 65_535) throw new Error(`PORT must be a TCP port, got "${process.env.PORT}"`);
   const behaviour = resolveBehaviour(version, process.env);
   const { server } = createDemoServer(version, behaviour);
-  server.listen(port, '127.0.0.1', () => {
-    console.log(`demo-service ${version} on 127.0.0.1:${port}, error rate ${behaviour.errorRate}, latency ${behaviour.latencyMs} ms`);
+  // Loopback unless told otherwise: containers set HOST=0.0.0.0 so their router can reach them.
+  const host = process.env.HOST ?? '127.0.0.1';
+  server.listen(port, host, () => {
+    console.log(`demo-service ${version} on ${host}:${port}, error rate ${behaviour.errorRate}, latency ${behaviour.latencyMs} ms`);
   });
   const shutdown = (signal: string) => {
     console.log(`demo-service ${version}: ${signal}, closing`);

@@ -2,6 +2,7 @@
 // needed can run behind a load balancer. `npm start` runs it embedded with the dev server and a worker.
 import { Client, Connection } from '@temporalio/client';
 import { loadConfig } from '../config';
+import { ensureSearchAttributes } from '../temporal/search-attributes';
 import { startApi } from './server';
 
 async function main(): Promise<void> {
@@ -9,6 +10,8 @@ async function main(): Promise<void> {
   const say = (line: string) => console.log(`[rampart-api] ${line}`);
   if (!config.TEMPORAL_ADDRESS) throw new Error('set TEMPORAL_ADDRESS to the Temporal frontend (host:port); `npm start` runs the API embedded with its own dev server');
   const connection = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
+  // A cluster that lacks Rampart's search attributes would fail every release; add what is missing.
+  await ensureSearchAttributes(connection, config.TEMPORAL_NAMESPACE);
   const client = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });
   const api = await startApi({ config, client });
   if (api.settings.tokens.length === 0) say('warning: no API tokens configured (RAMPART_API_TOKENS or RAMPART_API_TOKENS_FILE): every API route answers 401');
