@@ -2,26 +2,36 @@
 // SQLite file (unless TEMPORAL_ADDRESS points elsewhere), a release worker, and the API.
 import { join } from 'node:path';
 import { createReleaseWorker } from '../workers/worker';
+import { ApiMetrics } from './api/metrics';
 import { startApi } from './api/server';
 import { loadConfig, projectPath } from './config';
+import { DeploymentMetrics } from './observability/deployment-metrics';
 import { connectTemporal } from './temporal/connect';
 
 async function main(): Promise<void> {
   const config = loadConfig();
   const say = (line: string) => console.log(`[rampart] ${line}`);
   const temporal = await connectTemporal(config, say);
+  // One process: the worker's deployment metrics are served on the API's /metrics page.
+  const deploymentMetrics = new DeploymentMetrics();
   const worker = await createReleaseWorker({
     address: temporal.address,
     namespace: temporal.namespace,
     taskQueue: config.RAMPART_TASK_QUEUE,
     simulatedStateDir: join(projectPath(config.RAMPART_DATA_DIR), 'simulated'),
+    metrics: deploymentMetrics,
   });
   const running = worker.run();
 
   say(`Temporal   ${temporal.address} (namespace ${temporal.namespace})${temporal.devServer ? ', embedded dev server' : ''}`);
   if (temporal.uiUrl) say(`Temporal UI ${temporal.uiUrl}`);
   say(`worker     polling task queue ${config.RAMPART_TASK_QUEUE}`);
-  const api = await startApi({ config, client: temporal.client, localTokenDir: projectPath(config.RAMPART_DATA_DIR) });
+  const api = await startApi({
+    config,
+    client: temporal.client,
+    localTokenDir: projectPath(config.RAMPART_DATA_DIR),
+    metrics: new ApiMetrics(undefined, { include: [deploymentMetrics.registry] }),
+  });
   say(`API        ${api.url} (docs ${api.url}/docs)`);
   if (api.localTokenFile) say(`API token  generated in ${api.localTokenFile}: export RAMPART_TOKEN=$(grep -v '^#' ${api.localTokenFile} | cut -d: -f3)`);
 

@@ -17,10 +17,13 @@ import {
   type Access,
   type Principal,
 } from './auth';
-import type { ApiContext, ReleaseOperations } from './context';
+import type { Registry } from 'prom-client';
+import type { ApiContext, DrillOperations, ReleaseOperations } from './context';
 import { ApiMetrics } from './metrics';
 import { badRequest, PROBLEM_CONTENT_TYPE, ProblemError, toProblem, unauthenticated } from './problem';
 import { alertRoutes } from './routes/alerts';
+import { doraRoutes } from './routes/dora';
+import { drillRoutes } from './routes/drills';
 import { healthRoutes } from './routes/health';
 import { releaseRoutes } from './routes/releases';
 import { serviceRoutes } from './routes/services';
@@ -36,6 +39,10 @@ export interface ApiDependencies {
   specs?: SpecRegistry;
   /** Pass one to add other metrics to the same /metrics page. */
   metrics?: ApiMetrics;
+  /** Rollback drill schedules (a DrillClient); without them the drill routes answer 503. */
+  drills?: DrillOperations;
+  /** Other registries served on /metrics too: the DeploymentMetrics of a worker running in this process. */
+  registries?: readonly Registry[];
   /** A pino logger; default: silent. */
   logger?: FastifyBaseLogger;
 }
@@ -67,8 +74,10 @@ export async function buildApp(deps: ApiDependencies): Promise<FastifyInstance> 
     releases: deps.releases,
     specs: deps.specs ?? new SpecRegistry(),
     metrics: deps.metrics ?? new ApiMetrics(),
+    drills: deps.drills ?? null,
     ping: deps.ping,
   };
+  for (const registry of deps.registries ?? []) ctx.metrics.include(registry);
   const tokens = new TokenStore(settings.tokens);
 
   const app = Fastify({
@@ -85,6 +94,10 @@ export async function buildApp(deps: ApiDependencies): Promise<FastifyInstance> 
     routerOptions: { maxParamLength: 600 },
   });
   app.setValidatorCompiler(validatorCompiler);
+  ctx.metrics.dora.attach(
+    (days) => ctx.releases.dora({ days }),
+    (error) => app.log.warn({ err: error }, 'DORA figures could not be computed for /metrics; the page is served without them'),
+  );
   // A status from an older workflow version may not match today's response schema: the operator
   // must still see (and abort) that release, so the answer goes out as it is, with a warning.
   app.setSerializerCompiler((route) => {
@@ -240,6 +253,8 @@ export async function buildApp(deps: ApiDependencies): Promise<FastifyInstance> 
         { name: 'releases', description: 'Start, list, inspect and steer releases.' },
         { name: 'webhooks', description: 'CI, GitHub and Alertmanager deliveries.' },
         { name: 'services', description: 'Registered service specs and lanes.' },
+        { name: 'drills', description: 'Rollback drills on Temporal Schedules, and their results.' },
+        { name: 'dora', description: 'The four DORA keys, from the releases’ own history.' },
         { name: 'operations', description: 'Health, readiness, metrics.' },
       ],
     },
@@ -252,6 +267,8 @@ export async function buildApp(deps: ApiDependencies): Promise<FastifyInstance> 
   await app.register(serviceRoutes, { ctx });
   await app.register(webhookRoutes, { ctx });
   await app.register(alertRoutes, { ctx });
+  await app.register(drillRoutes, { ctx });
+  await app.register(doraRoutes, { ctx });
   return app;
 }
 

@@ -1,3 +1,4 @@
+import type { DrillClient } from '../temporal/drills';
 import type { ReleaseClient } from '../temporal/releases';
 import type { Access, Principal } from './auth';
 import type { ApiMetrics } from './metrics';
@@ -5,7 +6,10 @@ import type { ApiSettings } from './settings';
 import type { SpecRegistry } from './spec-registry';
 
 /** What the routes need of Temporal: the ReleaseClient, or a stand-in with the same methods. */
-export type ReleaseOperations = Pick<ReleaseClient, 'submit' | 'status' | 'command' | 'list' | 'lane'>;
+export type ReleaseOperations = Pick<ReleaseClient, 'submit' | 'status' | 'command' | 'list' | 'lane' | 'dora'>;
+
+/** What the drill routes need of Temporal Schedules: the DrillClient, or a stand-in with the same methods. */
+export type DrillOperations = Pick<DrillClient, 'create' | 'describe' | 'list' | 'pause' | 'resume' | 'trigger' | 'delete' | 'results'>;
 
 /** Everything a route plugin is given: built once per app, shared by its routes. */
 export interface ApiContext {
@@ -13,6 +17,8 @@ export interface ApiContext {
   releases: ReleaseOperations;
   specs: SpecRegistry;
   metrics: ApiMetrics;
+  /** Drill schedules; null when the app was built without them (the drill routes answer 503). */
+  drills: DrillOperations | null;
   /** Resolves when Temporal answers (readiness). */
   ping(): Promise<void>;
 }

@@ -1,9 +1,11 @@
 // Every error the API gives is an RFC 9457 problem document (application/problem+json) that names the
 // field at fault, so a person or a script can act on it without reading logs.
+import { ScheduleAlreadyRunning } from '@temporalio/client';
 import type { FastifyError, FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { InvalidSpecError, type SpecProblem } from '../spec/parse';
+import { DrillNotFoundError } from '../temporal/drills';
 import { CommandRejectedError, ReleaseNotFoundError, SubmitRefusedError } from '../temporal/releases';
 
 export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
@@ -89,6 +91,12 @@ function fieldsFromSpecProblems(prefix: string, problems: SpecProblem[]): FieldP
   return problems.map((p) => ({ field: p.field === '(root)' ? prefix : `${prefix}.${p.field}`, message: p.message }));
 }
 
+/** A 400 for zod issues found after the route's own validation (a drill's spec composed with its service), each named under `prefix`. */
+export function invalidFields(prefix: string, issues: readonly z.core.$ZodIssue[], fallback: string): ProblemError {
+  const errors = fieldsFromIssues(prefix, issues);
+  return badRequest(summarize(errors, fallback), errors);
+}
+
 export function summarize(errors: FieldProblem[], fallback: string): string {
   if (errors.length === 0) return fallback;
   const shown = errors.slice(0, 5).map((e) => `${e.field}: ${e.message}`);
@@ -158,6 +166,13 @@ export function toProblem(error: unknown, request: Pick<FastifyRequest, 'url' | 
   }
   if (error instanceof ReleaseNotFoundError) {
     return build(404, 'release-not-found', `no release ${error.releaseId}`, [{ field: 'params', message: `no release ${error.releaseId}` }]);
+  }
+  if (error instanceof DrillNotFoundError) {
+    return build(404, 'drill-not-found', error.message, [{ field: 'params', message: error.message }]);
+  }
+  if (error instanceof ScheduleAlreadyRunning) {
+    const detail = `a drill schedule ${error.scheduleId} exists already; delete it first, or pause and resume it`;
+    return build(409, 'drill-exists', detail, [{ field: 'body.service', message: detail }]);
   }
   if (error instanceof SubmitRefusedError) {
     return build(409, 'submit-refused', `the release was refused: ${error.message}`, [{ field: 'body', message: error.message }]);

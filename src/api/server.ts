@@ -3,6 +3,7 @@ import type { Client } from '@temporalio/client';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import pino from 'pino';
 import type { RampartConfig } from '../config';
+import { DrillClient } from '../temporal/drills';
 import { ReleaseClient } from '../temporal/releases';
 import { buildApp } from './app';
 import type { ApiMetrics } from './metrics';
@@ -71,6 +72,7 @@ export async function startApi(options: StartApiOptions): Promise<RunningApi> {
   const specs = settings.specsDir ? SpecRegistry.load(settings.specsDir) : new SpecRegistry();
   const app = await buildApp({
     releases: new ReleaseClient(client, config.RAMPART_TASK_QUEUE),
+    drills: new DrillClient(client, config.RAMPART_TASK_QUEUE),
     ping: async () => {
       await client.connection.withDeadline(Date.now() + 2_000, () => client.workflowService.getSystemInfo({}));
     },

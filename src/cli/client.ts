@@ -7,9 +7,9 @@ export const EXIT = {
   error: 1,
   /** Bad arguments, an unreadable or invalid spec, a request the API found invalid (400, 413, 415, 422). */
   usage: 2,
-  /** The command makes no sense in the release's state now (409): the message says why. */
+  /** The command makes no sense in the release's state now, or the drill schedule exists already (409): the message says why. */
   rejected: 3,
-  /** No such release (404). */
+  /** No such release or drill schedule (404). */
   notFound: 4,
   /** Missing or wrong token (401), or a role too low for the command (403). */
   auth: 5,
@@ -55,7 +55,7 @@ export class ApiClient {
   }
 
   /** The JSON answer and its status; any status outside 2xx becomes a CliError with the problem's words. */
-  async request<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<{ status: number; body: T }> {
+  async request<T>(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown): Promise<{ status: number; body: T }> {
     const headers: Record<string, string> = { accept: 'application/json' };
     if (this.options.token) headers.authorization = `Bearer ${this.options.token}`;
     if (body !== undefined) headers['content-type'] = 'application/json';

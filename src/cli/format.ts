@@ -1,5 +1,8 @@
 // How the CLI shows releases to a person; --json shows the API's answer as it is.
+import type { DoraFigures } from '../engine/dora';
+import type { DrillResult } from '../engine/drill';
 import type { ReleaseStatus } from '../engine/release-state';
+import type { DrillScheduleSummary } from '../temporal/drills';
 import type { ReleaseSummary } from '../temporal/releases';
 
 const short = (version: string | null | undefined) => (version ? (version.length > 16 ? `${version.slice(0, 12)}…` : version) : '-');
@@ -50,4 +53,70 @@ export function formatStatusLine(status: ReleaseStatus): string {
   const pause = status.pause ? ` paused by ${status.pause.actor}: ${status.pause.reason}` : '';
   const outcome = status.outcome ? ` ${status.outcome.result}: ${status.outcome.reason}` : '';
   return `${new Date().toISOString()} ${status.state} phase=${status.phase ?? '-'} step=${step} canary=${status.routes.canaryWeight}%${pause}${outcome}`;
+}
+
+/** A duration in seconds, in the largest two units that matter: 850ms, 12.3s, 4m 05s, 3h 20m, 2d 04h. */
+export function formatSeconds(seconds: number | null | undefined): string {
+  if (seconds === null || seconds === undefined) return '-';
+  if (seconds < 1) return `${Math.round(seconds * 1_000)}ms`;
+  if (seconds < 60) return `${Number(seconds.toFixed(1))}s`;
+  const pad = (n: number) => String(n).padStart(2, '0');
+  const whole = Math.round(seconds);
+  if (whole < 3_600) return `${Math.floor(whole / 60)}m ${pad(whole % 60)}s`;
+  if (whole < 86_400) return `${Math.floor(whole / 3_600)}h ${pad(Math.floor((whole % 3_600) / 60))}m`;
+  return `${Math.floor(whole / 86_400)}d ${pad(Math.floor((whole % 86_400) / 3_600))}h`;
+}
+
+const ms = (value: number | null) => formatSeconds(value === null ? null : value / 1_000);
+const cadence = (d: DrillScheduleSummary) => (d.every ? `every ${d.every}` : d.cron ? `cron ${d.cron}` : '-');
+
+export function formatDrills(drills: DrillScheduleSummary[]): string {
+  if (drills.length === 0) return 'no drill schedules';
+  const rows = drills.map((d) => [
+    d.scheduleId,
+    d.paused ? 'paused' : 'active',
+    cadence(d),
+    d.nextRuns[0] ? time(d.nextRuns[0]) : '-',
+    d.recentRuns.length ? time(d.recentRuns[d.recentRuns.length - 1]!.at) : '-',
+  ]);
+  return table([['SCHEDULE', 'STATE', 'WHEN', 'NEXT', 'LAST RUN'], ...rows]);
+}
+
+export function formatDrill(drill: DrillScheduleSummary): string {
+  const lines = [drill.scheduleId];
+  lines.push(`  state     ${drill.paused ? 'paused' : 'active'}   ${cadence(drill)}`);
+  if (drill.note) lines.push(`  note      ${drill.note}`);
+  lines.push(`  next      ${drill.nextRuns.length ? drill.nextRuns.map(time).join(', ') : '-'}`);
+  if (drill.recentRuns.length) {
+    lines.push('  recent runs:');
+    for (const run of drill.recentRuns) lines.push(`    ${time(run.at)}  ${run.workflowId}`);
+  }
+  return lines.join('\n');
+}
+
+export function formatDrillResults(results: DrillResult[]): string {
+  if (results.length === 0) return 'no drill results';
+  const rows = results.map((r) => [
+    time(r.finishedAt),
+    `${r.service}/${r.environment}`,
+    r.result,
+    ms(r.timeToDetectMs),
+    ms(r.timeToSafeMs),
+    ms(r.sloMs),
+    r.reason,
+  ]);
+  return table([['FINISHED', 'SERVICE', 'RESULT', 'DETECT', 'SAFE', 'SLO', 'WHY'], ...rows]);
+}
+
+export function formatDora(figures: DoraFigures[], days: number): string {
+  if (figures.length === 0) return `no finished releases in the last ${days} days`;
+  const rows = figures.map((f) => [
+    `${f.service}/${f.environment}`,
+    String(f.deployments),
+    f.deploymentFrequencyPerDay.toFixed(2),
+    formatSeconds(f.leadTimeForChanges?.medianSeconds),
+    f.changeFailureRate === null ? '-' : `${(f.changeFailureRate * 100).toFixed(1)}% (${f.failedDeployments})`,
+    formatSeconds(f.failedDeploymentRecoveryTime?.medianSeconds),
+  ]);
+  return `last ${days} days\n${table([['SERVICE', 'DEPLOYS', 'PER DAY', 'LEAD TIME', 'CHANGE FAILURES', 'RECOVERY'], ...rows])}`;
 }

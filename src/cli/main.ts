@@ -6,9 +6,12 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Command, CommanderError, Option } from 'commander';
 import { parse as parseYaml } from 'yaml';
 import { isTerminal, type CommandName, type ReleaseStatus } from '../engine/release-state';
+import type { DoraFigures } from '../engine/dora';
+import type { DrillResult } from '../engine/drill';
+import type { DrillScheduleSummary } from '../temporal/drills';
 import type { ReleaseSummary } from '../temporal/releases';
 import { ApiClient, CliError, EXIT } from './client';
-import { formatList, formatStatus, formatStatusLine } from './format';
+import { formatDora, formatDrill, formatDrillResults, formatDrills, formatList, formatStatus, formatStatusLine } from './format';
 
 interface GlobalOptions {
   url: string;
@@ -22,8 +25,9 @@ Exit codes:
   0  done
   1  error: the API unreachable, a server error, an unexpected answer
   2  usage: bad arguments, an unreadable or invalid spec, a request the API found invalid
-  3  rejected: the command makes no sense in the release's state now (the message says why)
-  4  not found: no such release
+  3  rejected: the command makes no sense in the release's state now (the message says why),
+     or the service has a drill schedule already
+  4  not found: no such release or drill schedule
   5  not authenticated (RAMPART_TOKEN missing or wrong) or not allowed (role too low)
   6  status --watch: the release finished without being promoted
 
@@ -31,7 +35,8 @@ Environment:
   RAMPART_API_URL  the API (default http://127.0.0.1:8080)
   RAMPART_TOKEN    an API token (Authorization: Bearer)
 
-A release is named release/<service>/<environment>/<version> or <service>/<environment>/<version>.`;
+A release is named release/<service>/<environment>/<version> or <service>/<environment>/<version>.
+A drill schedule is named by its service and environment (default production).`;
 
 /** The release's path on the API from either form of its name. */
 export function releaseIdFrom(name: string): string {
@@ -46,7 +51,7 @@ export function releaseIdFrom(name: string): string {
 
 const releasePath = (name: string) => `/v1/releases/${encodeURIComponent(releaseIdFrom(name))}`;
 
-function readSpec(file: string): Record<string, unknown> {
+function readSpec(file: string, shape = 'a release spec is a mapping with service, version, …'): Record<string, unknown> {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
@@ -59,7 +64,7 @@ function readSpec(file: string): Record<string, unknown> {
   } catch (error) {
     throw new CliError(EXIT.usage, `${file} is not valid YAML or JSON: ${(error as Error).message}`);
   }
-  if (spec === null || typeof spec !== 'object' || Array.isArray(spec)) throw new CliError(EXIT.usage, `${file}: a release spec is a mapping with service, version, …`);
+  if (spec === null || typeof spec !== 'object' || Array.isArray(spec)) throw new CliError(EXIT.usage, `${file}: ${shape}`);
   return spec as Record<string, unknown>;
 }
 
@@ -69,6 +74,65 @@ function positiveInt(name: string) {
     if (!Number.isInteger(n) || n <= 0) throw new CliError(EXIT.usage, `${name} must be a positive whole number, not "${value}"`);
     return n;
   };
+}
+
+function fraction(name: string) {
+  return (value: string) => {
+    const n = Number(value);
+    if (value.trim() === '' || !Number.isFinite(n) || n < 0 || n > 1) throw new CliError(EXIT.usage, `${name} must be a number from 0 to 1, not "${value}"`);
+    return n;
+  };
+}
+
+const drillPath = (service: string, environment: string) => `/v1/drills/${encodeURIComponent(service)}/${encodeURIComponent(environment)}`;
+
+interface DrillCreateOptions {
+  service?: string;
+  environment?: string;
+  spec?: string;
+  every?: string;
+  cron?: string;
+  errorRate?: string;
+  latencyMs?: string;
+  slo?: string;
+  whenBusy?: string;
+  maxWait?: string;
+  overlap?: string;
+  paused?: boolean;
+}
+
+/** A drill schedule from a file (the API's body, YAML or JSON) and/or flags; flags win. */
+export function drillScheduleFrom(file: string | undefined, options: DrillCreateOptions): Record<string, unknown> {
+  const body: Record<string, unknown> = file ? readSpec(file, 'a drill schedule is a mapping with service, every or cron, spec, fault, …') : {};
+  if (options.service) body.service = options.service;
+  if (options.environment) body.environment = options.environment;
+  if (options.spec) body.spec = readSpec(options.spec, 'a drill’s release spec is a mapping with target, strategy, analysis, …');
+  if (options.every) {
+    body.every = options.every;
+    if (!options.cron) delete body.cron;
+  }
+  if (options.cron) {
+    body.cron = options.cron;
+    if (!options.every) delete body.every;
+  }
+  if (options.errorRate !== undefined || options.latencyMs !== undefined) {
+    const fault = { ...(body.fault as Record<string, unknown> | undefined) };
+    if (options.errorRate !== undefined) fault.errorRate = fraction('--error-rate')(options.errorRate);
+    if (options.latencyMs !== undefined) {
+      const latency = Number(options.latencyMs);
+      if (!Number.isFinite(latency) || latency < 0) throw new CliError(EXIT.usage, `--latency-ms must be a number of milliseconds, not "${options.latencyMs}"`);
+      fault.latencyMs = latency;
+    }
+    body.fault = fault;
+  }
+  if (options.slo) body.slo = options.slo;
+  if (options.whenBusy) body.whenBusy = options.whenBusy;
+  if (options.maxWait) body.maxWait = options.maxWait;
+  if (options.overlap) body.overlap = options.overlap;
+  if (options.paused) body.paused = true;
+  if (!body.service) throw new CliError(EXIT.usage, 'which service? give --service or a file with service:');
+  if (!body.every && !body.cron) throw new CliError(EXIT.usage, 'when? give --every (e.g. 1h) or --cron (e.g. "0 3 * * 1"), or a file with every: or cron:');
+  return body;
 }
 
 export function buildProgram(out: (text: string) => void, err: (text: string) => void): Command {
@@ -188,6 +252,115 @@ export function buildProgram(out: (text: string) => void, err: (text: string) =>
         print(json, body, () => ('accepted' in body && status === 202 ? `${body.detail}\n${formatStatus(body.status)}` : formatStatus(body as ReleaseStatus)));
       });
   }
+
+  const drill = program
+    .command('drill')
+    .description('rollback drills on a schedule: create, list, status, pause, resume, trigger, delete, results')
+    .addHelpText('after', '\nA drill releases a build carrying a fault, lets the engine roll it back, and records time to detect and time to safe.');
+  const schedule = (command: Command) =>
+    command.argument('<service>', 'the drilled service').argument('[environment]', 'its environment', 'production');
+
+  drill
+    .command('create')
+    .description('create a drill schedule from a file (the API body, YAML or JSON) and/or flags; flags win')
+    .argument('[file]', 'the drill schedule: service, environment, spec, fault, slo, whenBusy, maxWait, every|cron, overlap, paused')
+    .option('--service <name>', 'the service to drill')
+    .option('--environment <name>', 'its environment (default production)')
+    .option('--spec <file>', 'the release spec to drill with (target, strategy, analysis), YAML or JSON')
+    .option('--every <interval>', 'a drill every interval, e.g. 1h, 30m')
+    .option('--cron <expression>', 'a drill on a cron schedule, e.g. "0 3 * * 1"')
+    .option('--error-rate <0..1>', 'share of requests the drill build fails (default 0.5)')
+    .option('--latency-ms <ms>', 'latency of the drill build')
+    .option('--slo <duration>', 'time to safe a passing drill stays under (default 2m)')
+    .addOption(new Option('--when-busy <what>', 'with a release in flight: skip the drill or wait for the lane (default skip)').choices(['skip', 'wait']))
+    .option('--max-wait <duration>', 'with --when-busy wait: how long to wait before skipping (default 10m)')
+    .addOption(new Option('--overlap <policy>', 'a drill due while the last still runs (default skip)').choices(['skip', 'buffer-one', 'cancel-other', 'allow-all']))
+    .option('--paused', 'create the schedule paused')
+    .action(async (file: string | undefined, options: DrillCreateOptions, command: Command) => {
+      const body = drillScheduleFrom(file, options);
+      const { api, json } = client(command);
+      const answer = await api.request<DrillScheduleSummary>('POST', '/v1/drills', body);
+      print(json, answer.body, () => `created ${formatDrill(answer.body)}`);
+    });
+
+  drill
+    .command('list')
+    .description('list the drill schedules')
+    .action(async (_options: unknown, command: Command) => {
+      const { api, json } = client(command);
+      const { body } = await api.request<{ drills: DrillScheduleSummary[] }>('GET', '/v1/drills');
+      print(json, body, () => formatDrills(body.drills));
+    });
+
+  schedule(drill.command('status').description('show a drill schedule: paused or not, next and recent runs')).action(
+    async (service: string, environment: string, _options: unknown, command: Command) => {
+      const { api, json } = client(command);
+      const { body } = await api.request<DrillScheduleSummary>('GET', drillPath(service, environment));
+      print(json, body, () => formatDrill(body));
+    },
+  );
+
+  for (const [name, description] of [
+    ['pause', 'pause a drill schedule: no drill runs until it is resumed'],
+    ['resume', 'resume a paused drill schedule'],
+  ] as const) {
+    schedule(drill.command(name).description(description))
+      .requiredOption('-r, --reason <text>', 'why (recorded with your token name as the schedule’s note)')
+      .action(async (service: string, environment: string, options: { reason: string }, command: Command) => {
+        const { api, json } = client(command);
+        const { body } = await api.request<DrillScheduleSummary>('POST', `${drillPath(service, environment)}/${name}`, { reason: options.reason });
+        print(json, body, () => formatDrill(body));
+      });
+  }
+
+  schedule(drill.command('trigger').description('run a drill now (also while paused); see `drill results` for how it went')).action(
+    async (service: string, environment: string, _options: unknown, command: Command) => {
+      const { api, json } = client(command);
+      const { body } = await api.request<DrillScheduleSummary>('POST', `${drillPath(service, environment)}/trigger`);
+      print(json, body, () => `drill triggered\n${formatDrill(body)}`);
+    },
+  );
+
+  schedule(drill.command('delete').description('delete a drill schedule (admin); its past results stay')).action(
+    async (service: string, environment: string, _options: unknown, command: Command) => {
+      const { api, json } = client(command);
+      await api.request<undefined>('DELETE', drillPath(service, environment));
+      const scheduleId = `drill/${service}/${environment}`;
+      print(json, { deleted: scheduleId }, () => `deleted ${scheduleId}`);
+    },
+  );
+
+  drill
+    .command('results')
+    .description('finished drills, newest first: timings, pass or fail, and why')
+    .option('--service <name>', 'only this service')
+    .option('--limit <n>', 'at most this many', '20')
+    .action(async (options: { service?: string; limit: string }, command: Command) => {
+      const query = new URLSearchParams();
+      if (options.service) query.set('service', options.service);
+      query.set('limit', String(positiveInt('--limit')(options.limit)));
+      const { api, json } = client(command);
+      const { body } = await api.request<{ results: DrillResult[] }>('GET', `/v1/drills/results?${query}`);
+      print(json, body, () => formatDrillResults(body.results));
+    });
+
+  program
+    .command('dora')
+    .description('the four DORA keys per service: deployment frequency, lead time, change failure rate, recovery time')
+    .option('--service <name>', 'only this service')
+    .option('--environment <name>', 'only this environment')
+    .option('--days <n>', 'the window, in days (1 to 365)', '30')
+    .action(async (options: { service?: string; environment?: string; days: string }, command: Command) => {
+      const days = positiveInt('--days')(options.days);
+      if (days > 365) throw new CliError(EXIT.usage, `--days is at most 365, not ${days}`);
+      const query = new URLSearchParams();
+      if (options.service) query.set('service', options.service);
+      if (options.environment) query.set('environment', options.environment);
+      query.set('days', String(days));
+      const { api, json } = client(command);
+      const { body } = await api.request<{ figures: DoraFigures[] }>('GET', `/v1/dora?${query}`);
+      print(json, body, () => formatDora(body.figures, days));
+    });
   return program;
 }
 
