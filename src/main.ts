@@ -6,11 +6,14 @@ import { ApiMetrics } from './api/metrics';
 import { startApi } from './api/server';
 import { loadConfig, projectPath } from './config';
 import { DeploymentMetrics } from './observability/deployment-metrics';
+import { installRuntime } from './observability/runtime';
 import { connectTemporal } from './temporal/connect';
 
 async function main(): Promise<void> {
   const config = loadConfig();
   const say = (line: string) => console.log(`[rampart] ${line}`);
+  // Before any worker exists: SDK log lines go to pino, SDK runtime metrics to their own port.
+  const logger = installRuntime(config);
   const temporal = await connectTemporal(config, say);
   // One process: the worker's deployment metrics are served on the API's /metrics page.
   const deploymentMetrics = new DeploymentMetrics();
@@ -20,12 +23,14 @@ async function main(): Promise<void> {
     taskQueue: config.RAMPART_TASK_QUEUE,
     simulatedStateDir: join(projectPath(config.RAMPART_DATA_DIR), 'simulated'),
     metrics: deploymentMetrics,
+    logger,
   });
   const running = worker.run();
 
   say(`Temporal   ${temporal.address} (namespace ${temporal.namespace})${temporal.devServer ? ', embedded dev server' : ''}`);
   if (temporal.uiUrl) say(`Temporal UI ${temporal.uiUrl}`);
   say(`worker     polling task queue ${config.RAMPART_TASK_QUEUE}`);
+  if (config.RAMPART_SDK_METRICS_ADDRESS !== 'off') say(`SDK metrics http://${config.RAMPART_SDK_METRICS_ADDRESS}/metrics (Temporal SDK runtime)`);
   const api = await startApi({
     config,
     client: temporal.client,
