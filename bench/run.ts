@@ -4,8 +4,10 @@ import { writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { quietSdkLogs, startTestServer } from '../test/helpers/temporal';
+import { benchApi } from './api';
 import { benchCapacity } from './capacity';
 import { benchEngine } from './engine';
+import { benchSafety, safetyTableRows } from './safety';
 
 async function main(): Promise<void> {
   quietSdkLogs();
@@ -25,6 +27,24 @@ async function main(): Promise<void> {
         `| | release workflow started directly | ${engine.releasesDirectPerSecond}/s, ratio ${engine.ratioDirect} | ≥ 0.9 |`,
       );
       console.log('engine', engine);
+    }
+    if (wanted('safety')) {
+      // Abort to safe and detect to safe, on the real HAProxy and Prometheus.
+      const safety = await benchSafety(server, { log: (line) => console.log(line) });
+      results.safety = safety;
+      lines.push(...safetyTableRows(safety));
+      console.log('safety', JSON.stringify(safety, null, 2));
+    }
+    if (wanted('api')) {
+      const api = await benchApi(server);
+      results.api = api;
+      lines.push(
+        `| API throughput | bare client.workflow.start of a release (floor) | ${api.bareStartPerSecond}/s, p50 ${api.bareStartLatencyMs.p50} ms, p99 ${api.bareStartLatencyMs.p99} ms | |`,
+        `| | in-process ReleaseClient.submit (lane update-with-start) | ${api.submitPerSecond}/s | |`,
+        `| | signed CI webhooks, Prefer: respond-async (202 accepted) | ${api.asyncWebhookPerSecond}/s, p50 ${api.asyncWebhookLatencyMs.p50} ms, p99 ${api.asyncWebhookLatencyMs.p99} ms; ratio to bare start ${api.ratioAsyncWebhookToBareStart} | ≥ 0.9 |`,
+        `| | signed CI webhooks answered with the lane's decision | ${api.webhookPerSecond}/s, p50 ${api.webhookLatencyMs.p50} ms, p99 ${api.webhookLatencyMs.p99} ms; ratio to bare start ${api.ratioWebhookToBareStart}, to in-process submit ${api.ratioWebhookToSubmit} | |`,
+      );
+      console.log('api', api);
     }
     if (wanted('capacity')) {
       const levels = await benchCapacity(server);

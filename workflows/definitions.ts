@@ -37,8 +37,12 @@ export interface LaneInput {
   recent?: LaneRecord[];
 }
 
-/** busy: a drill refused because a release is in flight; a drill never supersedes a real release. */
-export type Disposition = 'started' | 'queued' | 'duplicate' | 'busy';
+/**
+ * busy: a drill refused because a release is in flight; a drill never supersedes a real release.
+ * accepted: handed to the lane without waiting for its answer (asynchronous webhooks); the lane
+ * decides as for any submission, and the release id is the same either way.
+ */
+export type Disposition = 'started' | 'queued' | 'duplicate' | 'busy' | 'accepted';
 
 export interface SubmitResult {
   releaseId: string;
@@ -61,6 +65,8 @@ export interface LaneStatus {
 }
 
 export const submitReleaseUpdate = defineUpdate<SubmitResult, [ReleaseSpec]>('submitRelease');
+/** The same submission as a signal: one server round trip, no wait for the lane's decision. */
+export const enqueueReleaseSignal = defineSignal<[ReleaseSpec]>('enqueueRelease');
 export const laneStatusQuery = defineQuery<LaneStatus>('laneStatus');
 
 export const serviceKey = defineSearchAttributeKey('RampartService', SearchAttributeType.KEYWORD);

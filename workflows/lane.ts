@@ -14,6 +14,7 @@ import {
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { ReleaseSpec } from '../src/spec/release-spec';
 import {
+  enqueueReleaseSignal,
   environmentKey,
   laneStatusQuery,
   releaseWorkflowId,
@@ -82,6 +83,15 @@ export async function releaseLaneWorkflow(input: LaneInput): Promise<void> {
       },
     },
   );
+
+  setHandler(enqueueReleaseSignal, (spec) => {
+    // Nobody waits for this answer: a submission for another lane is dropped with a log line.
+    if (spec?.service !== service || spec?.environment !== environment) {
+      log.warn('submission for another lane ignored', { lane: `${service}/${environment}`, service: spec?.service, environment: spec?.environment });
+      return;
+    }
+    inbox.push({ spec });
+  });
 
   function remember(record: LaneRecord): void {
     recent.push(record);

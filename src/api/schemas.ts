@@ -75,10 +75,11 @@ export const submitResultSchema = z
   .object({
     releaseId: z.string().describe('release/<service>/<environment>/<version>.'),
     disposition: z
-      .enum(['started', 'queued', 'duplicate', 'busy'])
+      .enum(['started', 'queued', 'duplicate', 'busy', 'accepted'])
       .describe(
         'started: running now; queued: starts when the release it supersedes has rolled back; duplicate: this version was already submitted; ' +
-          'busy: a drill refused because a release is in flight (answered 409 where one release was asked for).',
+          'busy: a drill refused because a release is in flight (answered 409 where one release was asked for); ' +
+          'accepted: handed to the lane without waiting for its decision (Prefer: respond-async), answered 202.',
       ),
     supersedes: z.string().optional().describe('The release in flight that this one supersedes.'),
     replayed: z.boolean().optional().describe('A redelivered webhook: the answer of its first delivery.'),
@@ -164,6 +165,7 @@ export function submitStatus(result: SubmitResult): 200 | 201 | 202 {
     case 'started':
       return 201;
     case 'queued':
+    case 'accepted':
       return 202;
     case 'duplicate':
       return 200;

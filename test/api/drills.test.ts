@@ -308,6 +308,7 @@ describe('DORA figures and /metrics after a scripted set of releases', () => {
     let calls = 0;
     const releases: ReleaseOperations = {
       submit: (spec) => rig.releases.submit(spec),
+      enqueue: (spec) => rig.releases.enqueue(spec),
       status: (id) => rig.releases.status(id),
       command: (id, name, command) => rig.releases.command(id, name, command),
       list: (filter) => rig.releases.list(filter),

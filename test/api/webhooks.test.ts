@@ -89,11 +89,11 @@ async function deliverGitHub(event: string, payload: unknown, delivery: string) 
   );
 }
 
-async function deliverCi(body: unknown, delivery?: string) {
+async function deliverCi(body: unknown, delivery?: string, extra: Record<string, string> = {}) {
   const raw = JSON.stringify(body);
   return call<{ releaseId: string; disposition: string; replayed?: boolean }>(api.url, 'POST', '/v1/webhooks/ci', {
     raw,
-    headers: signedHeaders(raw, delivery ? { 'x-rampart-delivery': delivery } : {}),
+    headers: signedHeaders(raw, { ...(delivery ? { 'x-rampart-delivery': delivery } : {}), ...extra }),
   });
 }
 
@@ -221,6 +221,24 @@ describe('CI webhook', () => {
     const status = await api.rig.releases.status(first.body.releaseId);
     assert.equal(status.requestedBy, 'jenkins');
     await abort(first.body.releaseId);
+  });
+
+  test('with Prefer: respond-async the delivery is accepted at once, and three deliveries still start one release', async () => {
+    const service = uniqueService('async');
+    const version = sha(service);
+    const body = { service, version, spec: { strategy: heldSpec(service, version).strategy, analysis: { interval: '200ms' } } };
+    const answers = await Promise.all(['a-1', 'a-2', undefined].map((id) => deliverCi(body, id, { prefer: 'respond-async' })));
+    for (const answer of answers) {
+      assert.equal(answer.status, 202, JSON.stringify(answer.body));
+      assert.equal(answer.body.disposition, 'accepted');
+    }
+    assert.equal(new Set(answers.map((a) => a.body.releaseId)).size, 1);
+    const status = await waitFor('the accepted release running', async () => api.rig.releases.status(answers[0]!.body.releaseId));
+    assert.equal(status.version, version);
+    assert.equal((await releasesOf(service, 'production', 1)).length, 1);
+    const lane = await api.rig.releases.lane(service, 'production');
+    assert.deepEqual(lane?.recent.map((r) => r.version), [version]);
+    await abort(status.releaseId);
   });
 
   test("a delivery without a spec uses the service's registered one, and one without a registered spec is 422", async () => {

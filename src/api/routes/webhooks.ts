@@ -35,8 +35,12 @@ export const webhookRoutes: FastifyPluginAsyncZod<{ ctx: ApiContext }> = async (
   const ciDeliveries = new DeliveryCache<WebhookAnswer<SubmitResult>>(ctx.settings.deliveryCacheSize);
   const githubDeliveries = new DeliveryCache<WebhookAnswer<z.infer<typeof githubAnswerSchema>>>(ctx.settings.deliveryCacheSize);
 
-  async function submit(spec: ReleaseSpec, source: string): Promise<SubmitResult> {
-    const result = await ctx.releases.submit(spec);
+  /**
+   * With `Prefer: respond-async` (RFC 7240) the release is handed to its lane with one signal-with-start
+   * and answered 202 at once; without it, the lane's decision is waited for and answered precisely.
+   */
+  async function submit(spec: ReleaseSpec, source: string, respondAsync: boolean): Promise<SubmitResult> {
+    const result = respondAsync ? await ctx.releases.enqueue(spec) : await ctx.releases.submit(spec);
     ctx.metrics.webhooks.inc({ source, outcome: result.disposition });
     return result;
   }
@@ -51,7 +55,8 @@ export const webhookRoutes: FastifyPluginAsyncZod<{ ctx: ApiContext }> = async (
         description:
           'Signed: X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the raw body with RAMPART_WEBHOOK_SECRET>. ' +
           'Idempotent: the same X-Rampart-Delivery, or the same service and version, returns the existing release. ' +
-          '201 started, 202 queued behind the release it supersedes, 200 duplicate.',
+          '201 started, 202 queued behind the release it supersedes, 200 duplicate. With Prefer: respond-async, 202 accepted at once: ' +
+          'the lane decides as above without being waited for (one signal-with-start; the fastest way in).',
         security: [{ signature: [] }],
         headers: z.looseObject({ 'x-rampart-delivery': deliveryIdSchema.optional().describe('Delivery id; a redelivery carries the same one.') }),
         body: ciDeliverySchema,
@@ -61,7 +66,7 @@ export const webhookRoutes: FastifyPluginAsyncZod<{ ctx: ApiContext }> = async (
     async (request, reply) => {
       const delivery = request.headers['x-rampart-delivery'];
       const { value, replayed } = await ciDeliveries.run(delivery, async () => {
-        const result = await submit(specForCiDelivery(request.body, ctx.specs), 'ci');
+        const result = await submit(specForCiDelivery(request.body, ctx.specs), 'ci', prefersAsync(request.headers.prefer as string | string[] | undefined));
         return { statusCode: submitStatus(result), body: result };
       });
       if (replayed) ctx.metrics.webhooks.inc({ source: 'ci', outcome: 'replayed' });
@@ -102,9 +107,13 @@ export const webhookRoutes: FastifyPluginAsyncZod<{ ctx: ApiContext }> = async (
         }
         const releases = [];
         for (const spec of outcome.specs) {
-          releases.push({ service: spec.service, environment: spec.environment, ...(await submit(spec, 'github')) });
+          releases.push({ service: spec.service, environment: spec.environment, ...(await submit(spec, 'github', prefersAsync(request.headers.prefer as string | string[] | undefined))) });
         }
-        const statusCode: 200 | 201 | 202 = releases.some((r) => r.disposition === 'started') ? 201 : releases.some((r) => r.disposition === 'queued') ? 202 : 200;
+        const statusCode: 200 | 201 | 202 = releases.some((r) => r.disposition === 'started')
+          ? 201
+          : releases.some((r) => r.disposition === 'queued' || r.disposition === 'accepted')
+            ? 202
+            : 200;
         return { statusCode, body: { event, delivery, releases } };
       });
       if (replayed) ctx.metrics.webhooks.inc({ source: 'github', outcome: 'replayed' });
@@ -112,3 +121,8 @@ export const webhookRoutes: FastifyPluginAsyncZod<{ ctx: ApiContext }> = async (
     },
   );
 };
+
+function prefersAsync(prefer: string | string[] | undefined): boolean {
+  const values = Array.isArray(prefer) ? prefer : prefer ? [prefer] : [];
+  return values.some((value) => value.split(',').some((token) => token.trim().toLowerCase() === 'respond-async'));
+}
