@@ -4,7 +4,7 @@ import { formatPromDuration } from '../src/engine/duration';
 import { UnsupportedTargetError, type ProviderRegistry, type ProviderSet } from '../src/providers';
 import type { LoadResult } from '../src/providers/load/generator';
 import { renderQuery } from '../src/providers/metrics/provider';
-import { STABLE_ONLY, type Routes } from '../src/providers/traffic/router';
+import { sameRoutes, STABLE_ONLY, type Routes } from '../src/providers/traffic/router';
 import type { AnalysisSpec, HookSpec, LoadTestSpec, TargetSpec } from '../src/spec/release-spec';
 
 /** What every activity of a release needs to find its providers. */
@@ -53,6 +53,17 @@ export function createActivities({ providers }: ActivityDependencies) {
 
     async setRoutes(ref: ReleaseRef, routes: Routes): Promise<Routes> {
       return providersFor(ref).router.setRoutes(ref.service, routes);
+    },
+
+    /**
+     * Reads the routes back and puts them right if the router lost them (a restarted HAProxy comes
+     * back stable-only): the workflow's routes are the truth, the router's must follow.
+     */
+    async ensureRoutes(ref: ReleaseRef, routes: Routes): Promise<{ routes: Routes; found: Routes; reapplied: boolean }> {
+      const { router } = providersFor(ref);
+      const found = await router.getRoutes(ref.service);
+      if (sameRoutes(found, routes)) return { routes: found, found, reapplied: false };
+      return { routes: await router.setRoutes(ref.service, routes), found, reapplied: true };
     },
 
     /** Undo of every setRoutes: all traffic back on stable, internal audience cleared. */

@@ -62,6 +62,15 @@ const loadTest = proxyActivities<ReleaseActivities>({
   heartbeatTimeout: '30 seconds',
   retry: { ...STEP_RETRY, maximumAttempts: 2 },
 });
+/**
+ * Traffic moves wait out a router outage (up to 10 minutes) rather than roll back because of it: a
+ * weight is never reported unverified, and the release goes on when the router returns.
+ */
+const traffic = proxyActivities<ReleaseActivities>({
+  startToCloseTimeout: '1 minute',
+  scheduleToCloseTimeout: '10 minutes',
+  retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '5s' },
+});
 /** Undos never give up: a rollback waits for the router or deployer to come back rather than leave traffic on a bad version. */
 const undo = proxyActivities<ReleaseActivities>({
   startToCloseTimeout: '5 minutes',
@@ -260,14 +269,18 @@ export async function releaseWorkflow({ releaseId, spec }: ReleaseWorkflowInput)
         emit({ type: 'routes', ...where, canaryWeight: status.routes.canaryWeight });
       });
     }
-    status.routes = await forward.setRoutes(ref, routes);
+    status.routes = await traffic.setRoutes(ref, routes);
     emit({ type: 'routes', ...where, canaryWeight: status.routes.canaryWeight });
     record('traffic-moved', { reason: `canary ${status.routes.canaryWeight}%${routes.internalAudience ? ', internal users first' : ''}` });
   }
 
   async function analyse(step: StepSpec, counts: AnalysisTally): Promise<{ counts: AnalysisTally; healthy: boolean }> {
-    const raw = await forward.measure(ref, spec.analysis, status.stableVersion);
-    const measurements = raw.map((m) => judgeMeasurement(spec.analysis.checks.find((c) => c.name === m.check) ?? { name: m.check }, m));
+    // At 100% stable serves nothing: comparing with it would only ever be inconclusive.
+    const stableServes = status.routes.canaryWeight < 100 || !patched('no-stable-comparison-at-full');
+    const raw = await forward.measure(ref, spec.analysis, stableServes ? status.stableVersion : null);
+    const measurements = raw.map((m) =>
+      judgeMeasurement(spec.analysis.checks.find((c) => c.name === m.check) ?? { name: m.check }, m, { stableServes }),
+    );
     const run = { at: new Date().toISOString(), step: step.name, phase: runPhase(measurements), measurements };
     status.analysis.push(run);
     if (status.analysis.length > MAX_ANALYSIS_RUNS) status.analysis.shift();
@@ -301,6 +314,17 @@ export async function releaseWorkflow({ releaseId, spec }: ReleaseWorkflowInput)
         return;
       }
       if (analysisOn && baked >= nextAnalysisAt) {
+        // Routes just moved were verified then; later in a bake, check the router still applies them.
+        if (baked > 0 && patched('verify-routes-in-bake')) {
+          const check = await traffic.ensureRoutes(ref, status.routes);
+          status.routes = check.routes;
+          checkStop();
+          if (check.reapplied) {
+            record('routes-reapplied', { reason: `the router had canary ${check.found.canaryWeight}%; canary ${check.routes.canaryWeight}% put back` });
+            // Measurements taken while the router had other routes judged other traffic.
+            counts = { ...counts, consecutiveSuccesses: 0 };
+          }
+        }
         ({ counts, healthy } = await analyse(step, counts));
         checkStop();
         nextAnalysisAt = baked + interval;
@@ -357,7 +381,7 @@ export async function releaseWorkflow({ releaseId, spec }: ReleaseWorkflowInput)
     await deployment.promoteStable(ref);
     record('stable-replaced', { reason: `${previous ?? 'nothing'} retired, ${spec.version} in the stable slot` });
     checkStop();
-    status.routes = await forward.setRoutes(ref, { canaryWeight: 0, internalAudience: null });
+    status.routes = await traffic.setRoutes(ref, { canaryWeight: 0, internalAudience: null });
     emit({ type: 'routes', ...where, canaryWeight: 0 });
     checkStop();
     await forward.stopCanary(ref);

@@ -25,13 +25,17 @@ export interface Measurement extends RawMeasurement {
   message: string;
 }
 
-export function judgeMeasurement(check: CheckThresholds, raw: RawMeasurement): Measurement {
+/**
+ * `stableServes: false` at 100%: stable takes no traffic, so a comparison with it has no data and
+ * would only ever be inconclusive; the absolute thresholds still apply.
+ */
+export function judgeMeasurement(check: CheckThresholds, raw: RawMeasurement, options: { stableServes?: boolean } = {}): Measurement {
   const verdict = (phase: MeasurementPhase, message: string): Measurement => ({ ...raw, phase, message });
   if (raw.error !== undefined) return verdict('Error', `query failed: ${raw.error}`);
   if (raw.canary === null) return verdict('Inconclusive', 'no data for the canary');
   if (check.max !== undefined && raw.canary > check.max) return verdict('Failed', `canary ${fmt(raw.canary)} is above the maximum ${fmt(check.max)}`);
   if (check.min !== undefined && raw.canary < check.min) return verdict('Failed', `canary ${fmt(raw.canary)} is below the minimum ${fmt(check.min)}`);
-  if (check.maxIncreaseOverStable !== undefined) {
+  if (check.maxIncreaseOverStable !== undefined && options.stableServes !== false) {
     if (raw.stable === null) return verdict('Inconclusive', 'no data for stable to compare against');
     const increase = raw.canary - raw.stable;
     if (increase > check.maxIncreaseOverStable) {

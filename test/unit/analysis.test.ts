@@ -69,3 +69,11 @@ describe('decide', () => {
     assert.equal(replay(['Inconclusive', 'Inconclusive']).counts.consecutiveSuccesses, 0);
   });
 });
+
+describe('at 100%, where stable serves nothing', () => {
+  test('the comparison with stable is skipped, the absolute thresholds still apply', () => {
+    assert.equal(judgeMeasurement(errorRate, { check: 'error-rate', canary: 0.01, stable: null }, { stableServes: false }).phase, 'Successful');
+    assert.equal(judgeMeasurement(errorRate, { check: 'error-rate', canary: 0.09, stable: null }, { stableServes: false }).phase, 'Failed');
+    assert.equal(judgeMeasurement(errorRate, { check: 'error-rate', canary: 0.01, stable: null }).phase, 'Inconclusive');
+  });
+});
