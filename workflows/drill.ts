@@ -1,10 +1,12 @@
 import { proxyActivities, proxySinks, sleep, upsertMemo, workflowInfo } from '@temporalio/workflow';
+import type { ReleaseActivities } from '../activities';
 import type { DrillActivities } from '../activities/drill';
 import { drillSpec, drillVersion, judgeDrill, type DrillInput, type DrillResult } from '../src/engine/drill';
 import type { RampartSinks } from '../src/engine/events';
 
 const lane = proxyActivities<DrillActivities>({ startToCloseTimeout: '1 minute', retry: { maximumAttempts: 5 } });
 const watch = proxyActivities<DrillActivities>({ startToCloseTimeout: '2 hours', heartbeatTimeout: '30 seconds' });
+const courtesy = proxyActivities<ReleaseActivities>({ startToCloseTimeout: '30 seconds', retry: { maximumAttempts: 3 } });
 const { rampart } = proxySinks<RampartSinks>();
 
 /**
@@ -18,13 +20,17 @@ export async function rollbackDrillWorkflow(input: DrillInput): Promise<DrillRes
   const version = drillVersion(workflowInfo().runId);
   const base = { service: input.service, environment: input.environment, sloMs: input.sloMs, startedAt, version };
 
-  const done = (result: Omit<DrillResult, keyof typeof base | 'finishedAt'>): DrillResult => {
+  const done = async (result: Omit<DrillResult, keyof typeof base | 'finishedAt'>): Promise<DrillResult> => {
     const full: DrillResult = { ...base, ...result, finishedAt: new Date().toISOString() };
     rampart.event(
       { type: 'drill', service: input.service, environment: input.environment, result: full.result, reason: full.reason, timeToDetectMs: full.timeToDetectMs, timeToSafeMs: full.timeToSafeMs },
       { phase: null, step: null },
     );
     upsertMemo({ drill: full });
+    if (input.spec.notifications) {
+      const text = `rollback drill of ${input.service} in ${input.environment}: ${full.result} (${full.reason})`;
+      await courtesy.notify(input.spec.notifications.webhookUrl, { text, drill: full }).catch(() => undefined);
+    }
     return full;
   };
 

@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { DeploymentMetrics } from '../../src/observability/deployment-metrics';
@@ -134,6 +136,38 @@ describe('drills, deployment metrics and DORA on a real Temporal dev server', ()
     assert.equal(recovery.count, 1);
     const decided = Date.parse(rolledBack.history.find((t) => t.event === 'rollback-started')!.at);
     assert.ok(Math.abs(recovery.medianSeconds - (Date.parse(rolledBack.finishedAt!) - decided) / 1_000) < 0.05);
+  });
+
+  test('a notification webhook receives a Slack-compatible message for a finished release and for a drill', async () => {
+    const received: Array<{ text: string; release?: { releaseId: string }; drill?: { result: string } }> = [];
+    const hook: Server = createServer((request, response) => {
+      let body = '';
+      request.on('data', (chunk: Buffer) => (body += chunk.toString()));
+      request.on('end', () => {
+        received.push(JSON.parse(body) as (typeof received)[number]);
+        response.writeHead(204).end();
+      });
+    });
+    await new Promise<void>((resolve) => hook.listen(0, '127.0.0.1', resolve));
+    const webhookUrl = `http://127.0.0.1:${(hook.address() as AddressInfo).port}/notify`;
+    try {
+      const service = uniqueService('notify');
+      const version = sha('notified');
+      const { releaseId } = await rig.releases.submit(validateReleaseSpec({ ...fastSpec(service, version), notifications: { webhookUrl } }));
+      await rig.releases.result(releaseId);
+      const released = await waitFor('the release notification', async () => received.find((m) => m.release?.releaseId === releaseId));
+      assert.equal(released.text, `${service} ${version} in production: promoted (${version} at 100% and in the stable slot)`);
+
+      const drilled = uniqueService('notify-drill');
+      const schedule = await drills.create({ service: drilled, spec: { ...drillTemplate(), notifications: { webhookUrl } }, every: '1h', paused: true });
+      await drills.trigger(schedule.scheduleId);
+      const drill = await waitFor('the drill notification', async () => received.find((m) => m.drill && m.text.includes(drilled)), 60_000);
+      assert.equal(drill.drill?.result, 'passed');
+      assert.match(drill.text, new RegExp(`^rollback drill of ${drilled} in production: passed`));
+      await drills.delete(schedule.scheduleId);
+    } finally {
+      hook.close();
+    }
   });
 
   test('every log line of a release carries its id, service and phase', async () => {
