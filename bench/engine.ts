@@ -11,6 +11,8 @@ import { TASK_QUEUE, releaseWorkflowId } from '../workflows/definitions';
 import { releaseWorkflow } from '../workflows/release';
 import { fastSpec } from '../test/helpers/specs';
 import { sha } from '../test/helpers/temporal';
+import { DeploymentMetrics } from '../src/observability/deployment-metrics';
+import { releaseSinks } from '../workers/worker';
 import { benchActivities } from './activities';
 import type { DevServer } from '../src/temporal/dev-server';
 import { round } from './stats';
@@ -43,6 +45,8 @@ export async function benchEngine(server: DevServer, options: { batch?: number; 
     taskQueue: TASK_QUEUE,
     workflowsPath: require.resolve('./workflows'),
     activities: { ...createActivities({ providers: new ProviderRegistry({ fleet: new SimulatedFleet() }) }), ...benchActivities },
+    // As in production: the release's events feed the deployment metrics.
+    sinks: releaseSinks(new DeploymentMetrics()),
   });
   const running = worker.run();
   try {

@@ -10,10 +10,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Client, Connection } from '@temporalio/client';
-import { NativeConnection, Worker, type InjectedSinks } from '@temporalio/worker';
+import { NativeConnection, Worker } from '@temporalio/worker';
 import { createActivities } from '../activities';
 import { formatPromDuration } from '../src/engine/duration';
-import type { RampartSinks } from '../src/engine/events';
 import { DeploymentMetrics } from '../src/observability/deployment-metrics';
 import { ProviderRegistry } from '../src/providers';
 import { LocalDeployer } from '../src/providers/deploy/local';
@@ -28,6 +27,7 @@ import type { DevServer } from '../src/temporal/dev-server';
 import { ReleaseClient } from '../src/temporal/releases';
 import { allocateService, canaryWeight, Cleanups, DEMO_COMMAND, removeService, runtimeCommand, TrafficLoop } from '../test/e2e/helpers';
 import { sha, waitFor } from '../test/helpers/temporal';
+import { releaseSinks } from '../workers/worker';
 import { abortFloorWorkflow, floorGoSignal, floorReadyQuery } from './safety-workflows';
 import { percentile, round } from './stats';
 
@@ -155,7 +155,7 @@ export async function benchSafety(server: DevServer, options: { abortTrials?: nu
     const providers = new ProviderRegistry({ fleet: new SimulatedFleet() });
     // The release events go where a production worker sends them: its deployment metrics.
     const metrics = new DeploymentMetrics();
-    const sinks: InjectedSinks<RampartSinks> = { rampart: { event: { fn: (_info, event) => metrics.record(event), callDuringReplay: false } } };
+    const sinks = releaseSinks(metrics);
     const worker = await Worker.create({
       connection: nativeConnection,
       taskQueue: TASK_QUEUE,

@@ -37,18 +37,9 @@ export interface ReleaseWorker {
   shutdown(): Promise<void>;
 }
 
-export async function createReleaseWorker(options: ReleaseWorkerOptions): Promise<ReleaseWorker> {
-  const connection = await NativeConnection.connect({ address: options.address });
-  // Drills hand their release to the lane like any client would; this is their connection to do it.
-  const clientConnection = await Connection.connect({ address: options.address });
-  const releases = new ReleaseClient(new Client({ connection: clientConnection, namespace: options.namespace ?? 'default' }), options.taskQueue);
-  const fleet = new SimulatedFleet(options.simulatedStateDir ? { stateDir: options.simulatedStateDir } : {});
-  const providers = new ProviderRegistry({ fleet });
-  const bundlePath = options.workflowBundlePath;
-  const metrics = options.metrics ?? new DeploymentMetrics();
-  const logger = options.logger;
-  // Called after each activation, never during replay: a restarted worker neither counts nor logs twice.
-  const sinks: InjectedSinks<RampartSinks> = {
+/** Where the workflows' events go. Called after each activation, never during replay: a restarted worker neither counts nor logs twice. */
+export function releaseSinks(metrics: DeploymentMetrics, logger?: Logger): InjectedSinks<RampartSinks> {
+  return {
     rampart: {
       event: {
         fn: (info, event, context) => {
@@ -59,6 +50,18 @@ export async function createReleaseWorker(options: ReleaseWorkerOptions): Promis
       },
     },
   };
+}
+
+export async function createReleaseWorker(options: ReleaseWorkerOptions): Promise<ReleaseWorker> {
+  const connection = await NativeConnection.connect({ address: options.address });
+  // Drills hand their release to the lane like any client would; this is their connection to do it.
+  const clientConnection = await Connection.connect({ address: options.address });
+  const releases = new ReleaseClient(new Client({ connection: clientConnection, namespace: options.namespace ?? 'default' }), options.taskQueue);
+  const fleet = new SimulatedFleet(options.simulatedStateDir ? { stateDir: options.simulatedStateDir } : {});
+  const providers = new ProviderRegistry({ fleet });
+  const bundlePath = options.workflowBundlePath;
+  const metrics = options.metrics ?? new DeploymentMetrics();
+  const sinks = releaseSinks(metrics, options.logger);
   const worker = await Worker.create({
     connection,
     namespace: options.namespace ?? 'default',

@@ -2,11 +2,11 @@ import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { accessSync, closeSync, constants, openSync, readFileSync } from 'node:fs';
 import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
-import net from 'node:net';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
+import { canConnect, freePort } from '../net';
 import { PROJECT_ROOT } from '../paths';
 import { audienceMapFileName, CANARY_SERVER, STABLE_SERVER } from '../providers/traffic/haproxy';
 
@@ -217,17 +217,7 @@ export async function localStackStatus(dir: string = DEFAULT_STACK_DIR): Promise
 }
 
 /** A TCP port nothing listens on right now, for tests. */
-export function findFreePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.unref();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
+export const findFreePort = (): Promise<number> => freePort();
 
 // ---------------------------------------------------------------------------------------------------------------
 // Configs
@@ -542,21 +532,6 @@ async function requireFreePorts(component: StackComponent, ports: number[]): Pro
   }
 }
 
-function canConnect(target: string | { port: number; host: string }): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = typeof target === 'string' ? net.createConnection(target) : net.createConnection(target);
-    socket.setTimeout(500);
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('timeout', () => {
-      socket.destroy();
-      resolve(false);
-    });
-    socket.once('error', () => resolve(false));
-  });
-}
 
 async function httpOk(url: string): Promise<boolean> {
   try {

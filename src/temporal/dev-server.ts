@@ -1,10 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
-import { createServer, Socket } from 'node:net';
 import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Connection } from '@temporalio/client';
 import { SEARCH_ATTRIBUTES } from '../../workflows/definitions';
+import { canConnect, freePort } from '../net';
 
 export interface DevServerOptions {
   cliPath: string;
@@ -28,29 +28,6 @@ export interface DevServer {
   namespace: string;
   process: ChildProcess;
   stop(signal?: NodeJS.Signals): Promise<void>;
-}
-
-export async function freePort(host = '127.0.0.1'): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const server = createServer();
-    server.unref();
-    server.on('error', reject);
-    server.listen(0, host, () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolvePort(address.port) : reject(new Error('no port'))));
-    });
-  });
-}
-
-async function portOpen(host: string, port: number): Promise<boolean> {
-  return new Promise((done) => {
-    const socket = new Socket();
-    socket.setTimeout(500);
-    socket.once('connect', () => (socket.destroy(), done(true)));
-    socket.once('timeout', () => (socket.destroy(), done(false)));
-    socket.once('error', () => (socket.destroy(), done(false)));
-    socket.connect(port, host);
-  });
 }
 
 /**
@@ -93,7 +70,7 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
   const deadline = Date.now() + (options.startTimeoutMs ?? 60_000);
   let ready = false;
   while (Date.now() < deadline && child.exitCode === null) {
-    if (await portOpen(host, port)) {
+    if (await canConnect({ host, port })) {
       try {
         const connection = await Connection.connect({ address, connectTimeout: 2_000 });
         await connection.workflowService.getSystemInfo({});

@@ -9,7 +9,7 @@ import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
 import { EXIT } from '../../src/cli/client';
 import type { ReleaseStatus } from '../../src/engine/release-state';
-import { freePort } from '../../src/temporal/dev-server';
+import { freePort } from '../../src/net';
 import { sha, uniqueService, waitFor } from '../helpers/temporal';
 import { startApiRig, TOKENS, type ApiRig } from './helpers';
 

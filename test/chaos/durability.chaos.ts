@@ -8,7 +8,7 @@ import { Client, Connection } from '@temporalio/client';
 import { PROJECT_ROOT } from '../../src/paths';
 import { SimulatedFleet } from '../../src/providers/simulated/fleet';
 import type { DevServer } from '../../src/temporal/dev-server';
-import { freePort } from '../../src/temporal/dev-server';
+import { freePort } from '../../src/net';
 import { ReleaseClient } from '../../src/temporal/releases';
 import { fastSpec, STABLE } from '../helpers/specs';
 import { sha, startTestServer, uniqueService, waitFor, workerProcessEnv } from '../helpers/temporal';

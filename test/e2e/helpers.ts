@@ -8,6 +8,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Client } from '@temporalio/client';
 import type { ReleaseStatus, RoutesView } from '../../src/engine/release-state';
+import { canConnect } from '../../src/net';
 import { PROJECT_ROOT } from '../../src/paths';
 import { LocalDeployer } from '../../src/providers/deploy/local';
 import { sameRoutes, type Routes } from '../../src/providers/traffic/router';
@@ -317,14 +318,7 @@ export function movedWeights(status: ReleaseStatus): number[] {
 }
 
 export function portOpen(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.createConnection({ port, host: '127.0.0.1' });
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
+  return canConnect({ host: '127.0.0.1', port });
 }
 
 /** Runs cleanups newest first, each bounded, none able to stop the others. */

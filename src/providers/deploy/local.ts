@@ -1,9 +1,9 @@
 import { spawn } from 'node:child_process';
 import { closeSync, fstatSync, openSync, readdirSync, readFileSync, writeSync } from 'node:fs';
 import { mkdir, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import net from 'node:net';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { canConnect } from '../../net';
 import { PROJECT_ROOT } from '../../paths';
 import type { Deployer, Slot, SlotState } from './deployer';
 
@@ -107,7 +107,7 @@ export class LocalDeployer implements Deployer {
 
   private async startInstance(service: string, slot: Slot, version: string): Promise<void> {
     const port = this.portOf(slot);
-    if (await portInUse(port)) {
+    if (await canConnect({ host: '127.0.0.1', port }, { timeoutMeans: true })) {
       throw new Error(`port ${port} is taken by a process this deployer did not start (no live record in ${this.recordPath(service, slot)})`);
     }
     const logPath = this.logPath(service, slot);
@@ -189,7 +189,7 @@ export class LocalDeployer implements Deployer {
       if (groupAlive(record.pid)) throw new Error(`process group ${record.pid} survived SIGKILL`);
     }
     // The next instance of this slot needs the port.
-    while (await portInUse(record.port)) {
+    while (await canConnect({ host: '127.0.0.1', port: record.port }, { timeoutMeans: true })) {
       if (Date.now() > deadline + 5_000) throw new Error(`port ${record.port} is still taken after the instance (pid ${record.pid}) exited`);
       await sleep(50);
     }
@@ -340,22 +340,6 @@ function signalGroup(pgid: number, signal: NodeJS.Signals): void {
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ESRCH') throw error;
   }
-}
-
-function portInUse(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.createConnection({ port, host: '127.0.0.1' });
-    socket.setTimeout(500);
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('timeout', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
 }
 
 function tail(file: string, fromByte: number, lines = 20): string {
