@@ -1,6 +1,8 @@
-// API throughput: signed CI webhooks per second through the real HTTP API, beside the same number of
-// bare `client.workflow.start` calls of the release workflow and of in-process `ReleaseClient.submit`
-// (the lane's update-with-start without HTTP), from the same process, same concurrency, interleaved.
+// API throughput: signed CI webhooks per second through the real HTTP API, from the same process and
+// at the same concurrency as the floors they stand beside, interleaved:
+// - asynchronous webhooks (Prefer: respond-async) against bare `client.workflow.start` of a release,
+//   with no worker running, so only the cost of accepting durably is measured;
+// - webhooks answered with the lane's decision against in-process `ReleaseClient.submit`, with a worker.
 import { createHmac, randomUUID } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
 import { startApi } from '../src/api/server';
@@ -10,7 +12,7 @@ import { ReleaseClient } from '../src/temporal/releases';
 import { fastSpec } from '../test/helpers/specs';
 import { sha } from '../test/helpers/temporal';
 import { createReleaseWorker } from '../workers/worker';
-import { releaseWorkflowId, TASK_QUEUE } from '../workflows/definitions';
+import { laneWorkflowId, releaseWorkflowId, TASK_QUEUE } from '../workflows/definitions';
 import { releaseWorkflow } from '../workflows/release';
 import { percentile, round } from './stats';
 
@@ -60,9 +62,12 @@ export async function benchApi(server: DevServer, options: { requests?: number; 
   const connection = await Connection.connect({ address: server.address });
   const client = new Client({ connection });
   const releases = new ReleaseClient(client);
-  const worker = await createReleaseWorker({ address: server.address });
-  const running = worker.run();
+  // Phase one runs with no worker: it measures what the API costs to accept a webhook durably against
+  // what a bare start costs, with no background release work on the two shared cores skewing either.
+  let worker: Awaited<ReturnType<typeof createReleaseWorker>> | null = null;
+  let running: Promise<void> | null = null;
   const api = await startApi({ config, client });
+  const lanes: string[] = [];
   const started: string[] = [];
   const run = randomUUID().slice(0, 8);
   // Every release bakes for an hour at its first step: the measurement sees starts, not whole releases.
@@ -110,25 +115,34 @@ export async function benchApi(server: DevServer, options: { requests?: number; 
         const answer = (await response.json()) as { releaseId?: string };
         if (response.status !== (respondAsync ? 202 : 201)) throw new Error(`webhook answered ${response.status}: ${JSON.stringify(answer)}`);
         started.push(answer.releaseId!);
+        lanes.push(laneWorkflowId(service, 'production'));
         return performance.now() - t0;
       });
 
+    const terminateAll = () =>
+      Promise.all([...started.splice(0), ...lanes.splice(0)].map((id) => client.workflow.getHandle(id).terminate('benchmark phase done').catch(() => undefined)));
     await bare();
     await webhook(true); // warm-up of both paths
     const totals = { bare: 0, submit: 0, webhook: 0, async: 0 };
     const latency = { bare: [] as number[], webhook: [] as number[], async: [] as number[] };
     for (let r = 0; r < rounds; r++) {
-      // Interleaved, so a noisy neighbour hurts every path alike.
+      // Interleaved, so a noisy neighbour hurts both paths alike.
       const b = await bare();
       const a = await webhook(true);
-      const s = await submit();
-      const w = await webhook(false);
       totals.bare += b.ms;
       totals.async += a.ms;
-      totals.submit += s.ms;
-      totals.webhook += w.ms;
       latency.bare.push(...b.latencies);
       latency.async.push(...a.latencies);
+    }
+    // Phase two needs a worker: the lane decides while the caller waits. Nothing of phase one may run on.
+    await terminateAll();
+    worker = await createReleaseWorker({ address: server.address });
+    running = worker.run();
+    for (let r = 0; r < rounds; r++) {
+      const s = await submit();
+      const w = await webhook(false);
+      totals.submit += s.ms;
+      totals.webhook += w.ms;
       latency.webhook.push(...w.latencies);
     }
     const rate = (ms: number) => (requests * rounds * 1_000) / ms;
@@ -149,9 +163,9 @@ export async function benchApi(server: DevServer, options: { requests?: number; 
     };
   } finally {
     await api.close();
-    await Promise.all(started.map((id) => client.workflow.getHandle(id).terminate('benchmark done').catch(() => undefined)));
-    await worker.shutdown();
-    await running.catch(() => undefined);
+    await Promise.all([...started, ...lanes].map((id) => client.workflow.getHandle(id).terminate('benchmark done').catch(() => undefined)));
+    await worker?.shutdown();
+    await running?.catch(() => undefined);
     await connection.close();
   }
 }
