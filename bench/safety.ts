@@ -140,7 +140,7 @@ export async function benchSafety(server: DevServer, options: { abortTrials?: nu
       services: [abortService, floorService, detectService],
       ports: { frontend: await findFreePort(), haproxyExporter: await findFreePort(), prometheus: await findFreePort(), alertmanager: await findFreePort() },
       components: ['haproxy', 'prometheus'],
-      alertWebhookToken: 'unused-by-the-benchmark',
+      alertWebhookToken: randomUUID(),
       scrapeInterval: '1s',
     });
     cleanups.add('stack', () => stack.stop());

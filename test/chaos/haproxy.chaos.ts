@@ -9,7 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { isTerminal, type ReleaseStatus } from '../../src/engine/release-state';
 import { HaproxyRouter } from '../../src/providers/traffic/haproxy';
 import { sameRoutes, STABLE_ONLY, type Routes } from '../../src/providers/traffic/router';
-import { findFreePort, startLocalStack, type LocalStack, type StackService } from '../../src/stack/local-stack';
+import type { LocalStack, StackService } from '../../src/stack/local-stack';
 import {
   allocateService,
   Cleanups,
@@ -20,10 +20,11 @@ import {
   removeService,
   runtimeCommand,
   serverCounters,
+  startRigAndStack,
   TrafficLoop,
   localSpec,
 } from '../e2e/helpers';
-import { sha, startRig, waitFor, type TestRig } from '../helpers/temporal';
+import { sha, waitFor, type TestRig } from '../helpers/temporal';
 
 /**
  * Chaos: HAProxy's runtime API gone for 30 s while a release bakes. The release must wait and retry, never report
@@ -44,24 +45,11 @@ before(async () => {
   services.unreachable = await allocateService('chaos-socket');
   services.restarted = await allocateService('chaos-restart');
   for (const service of [services.unreachable, services.restarted]) cleanups.add(`instances of ${service.name}`, () => removeService(service));
-  const [rigStarted, stackStarted] = await Promise.allSettled([
-    startRig(),
-    (async () =>
-      startLocalStack({
-        dir: path.join(workDir, 'stack'),
-        services: [services.unreachable!, services.restarted!],
-        ports: { frontend: await findFreePort(), haproxyExporter: await findFreePort(), prometheus: await findFreePort(), alertmanager: await findFreePort() },
-        components: ['haproxy', 'prometheus'],
-        alertWebhookToken: 'unused-in-this-test',
-        scrapeInterval: '1s',
-      }))(),
-  ]);
-  if (stackStarted.status === 'fulfilled') cleanups.add('stack', () => stackStarted.value.stop());
-  if (rigStarted.status === 'fulfilled') cleanups.add('rig', () => rigStarted.value.close());
-  if (rigStarted.status === 'rejected') throw rigStarted.reason;
-  if (stackStarted.status === 'rejected') throw stackStarted.reason;
-  rig = rigStarted.value;
-  stack = stackStarted.value;
+  ({ rig, stack } = await startRigAndStack(cleanups, {
+    dir: path.join(workDir, 'stack'),
+    services: [services.unreachable, services.restarted],
+    components: ['haproxy', 'prometheus'],
+  }));
 });
 
 after(() => cleanups.run());

@@ -1,6 +1,7 @@
 // Shared by the end-to-end release tests, the HAProxy chaos test and the safety benchmarks: services on the
 // local stack, the release spec of the local target, traffic through HAProxy's frontend, and reading what
 // HAProxy really does next to what the release workflow says it does.
+import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import net from 'node:net';
 import { rm } from 'node:fs/promises';
@@ -8,15 +9,15 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Client } from '@temporalio/client';
 import type { ReleaseStatus, RoutesView } from '../../src/engine/release-state';
-import { canConnect } from '../../src/net';
+import { canConnect, freePort } from '../../src/net';
 import { PROJECT_ROOT } from '../../src/paths';
 import { LocalDeployer } from '../../src/providers/deploy/local';
 import { sameRoutes, type Routes } from '../../src/providers/traffic/router';
 import { validateReleaseSpec } from '../../src/spec/parse';
 import type { ReleaseSpec } from '../../src/spec/release-spec';
-import { findFreePort, type LocalStackInfo, type StackService } from '../../src/stack/local-stack';
+import { findFreePort, startLocalStack, type LocalStack, type LocalStackInfo, type StackComponent, type StackService } from '../../src/stack/local-stack';
 import type { ReleaseClient } from '../../src/temporal/releases';
-import { uniqueService } from '../helpers/temporal';
+import { startRig, uniqueService, type TestRig } from '../helpers/temporal';
 
 /** How the demo service starts: the command of the local target. */
 export const DEMO_COMMAND = [process.execPath, '--import', 'tsx', 'examples/demo-service/server.ts'];
@@ -344,4 +345,32 @@ export class Cleanups {
       }
     }
   }
+}
+
+/**
+ * A dev server with an in-process worker, and the local stack for `services`, started side by side;
+ * both are added to `cleanups` (the stack stops after the worker), and a failure of either throws.
+ */
+export async function startRigAndStack(
+  cleanups: Cleanups,
+  options: { dir: string; services: StackService[]; components?: StackComponent[]; alertWebhookUrl?: string },
+): Promise<{ rig: TestRig; stack: LocalStack }> {
+  const [rigStarted, stackStarted] = await Promise.allSettled([
+    startRig(),
+    (async () =>
+      startLocalStack({
+        dir: options.dir,
+        services: options.services,
+        ports: { frontend: await freePort(), haproxyExporter: await freePort(), prometheus: await freePort(), alertmanager: await freePort() },
+        ...(options.components ? { components: options.components } : {}),
+        ...(options.alertWebhookUrl ? { alertWebhookUrl: options.alertWebhookUrl } : {}),
+        alertWebhookToken: randomBytes(16).toString('hex'),
+        scrapeInterval: '1s',
+      }))(),
+  ]);
+  if (stackStarted.status === 'fulfilled') cleanups.add('stack', () => stackStarted.value.stop());
+  if (rigStarted.status === 'fulfilled') cleanups.add('rig', () => rigStarted.value.close());
+  if (rigStarted.status === 'rejected') throw rigStarted.reason;
+  if (stackStarted.status === 'rejected') throw stackStarted.reason;
+  return { rig: rigStarted.value, stack: stackStarted.value };
 }
