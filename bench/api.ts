@@ -14,7 +14,7 @@ import { sha } from '../test/helpers/temporal';
 import { createReleaseWorker } from '../workers/worker';
 import { laneWorkflowId, releaseWorkflowId, TASK_QUEUE } from '../workflows/definitions';
 import { releaseWorkflow } from '../workflows/release';
-import { percentile, round } from './stats';
+import { inPool, percentile, round } from './stats';
 
 export interface ApiThroughput {
   requestsPerRound: number;
@@ -34,15 +34,10 @@ export interface ApiThroughput {
   bareStartLatencyMs: { p50: number; p99: number };
 }
 
-async function pool(count: number, width: number, work: (i: number) => Promise<number>): Promise<{ ms: number; latencies: number[] }> {
-  let next = 0;
-  const latencies: number[] = [];
+/** `count` calls of `work`, `width` at a time: the wall time and each call's own latency. */
+async function timed(count: number, width: number, work: () => Promise<number>): Promise<{ ms: number; latencies: number[] }> {
   const t0 = performance.now();
-  await Promise.all(
-    Array.from({ length: width }, async () => {
-      while (next < count) latencies.push(await work(next++));
-    }),
-  );
+  const latencies = await inPool(Array.from({ length: count }), width, work);
   return { ms: performance.now() - t0, latencies };
 }
 
@@ -79,7 +74,7 @@ export async function benchApi(server: DevServer, options: { requests?: number; 
   };
   try {
     const bare = () =>
-      pool(requests, concurrency, async () => {
+      timed(requests, concurrency, async () => {
         const { service, version } = next('bare');
         const spec = fastSpec(service, version, { bake });
         const id = releaseWorkflowId(service, spec.environment, version);
@@ -89,14 +84,14 @@ export async function benchApi(server: DevServer, options: { requests?: number; 
         return performance.now() - t0;
       });
     const submit = () =>
-      pool(requests, concurrency, async () => {
+      timed(requests, concurrency, async () => {
         const { service, version } = next('submit');
         const t0 = performance.now();
         started.push((await releases.submit(fastSpec(service, version, { bake }))).releaseId);
         return performance.now() - t0;
       });
     const webhook = (respondAsync: boolean) =>
-      pool(requests, concurrency, async () => {
+      timed(requests, concurrency, async () => {
         const { service, version } = next(respondAsync ? 'async' : 'hook');
         const { strategy, analysis, target } = fastSpec(service, version, { bake });
         const body = JSON.stringify({ service, version, commit: { sha: version.slice(0, 12), time: new Date().toISOString() }, spec: { strategy, analysis, target } });

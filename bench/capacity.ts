@@ -7,7 +7,7 @@ import { ReleaseClient } from '../src/temporal/releases';
 import { fastSpec } from '../test/helpers/specs';
 import { sha } from '../test/helpers/temporal';
 import { createReleaseWorker } from '../workers/worker';
-import { percentile, round } from './stats';
+import { inPool, percentile, round } from './stats';
 
 export interface CapacityLevel {
   releases: number;
@@ -22,15 +22,6 @@ export interface CapacityLevel {
 
 const INTERVAL_MS = 10_000;
 
-async function pool<T>(items: T[], width: number, work: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: width }, async () => {
-      while (next < items.length) await work(items[next++]!);
-    }),
-  );
-}
-
 export async function benchCapacity(server: DevServer, levels: number[] = [200, 1000], observeMs = 60_000): Promise<CapacityLevel[]> {
   const connection = await Connection.connect({ address: server.address });
   const client = new Client({ connection });
@@ -44,7 +35,7 @@ export async function benchCapacity(server: DevServer, levels: number[] = [200, 
       const run = randomUUID().slice(0, 8);
       const ids: string[] = [];
       const t0 = performance.now();
-      await pool(
+      await inPool(
         Array.from({ length: count }, (_, i) => i),
         50,
         async (i) => {
@@ -63,7 +54,7 @@ export async function benchCapacity(server: DevServer, levels: number[] = [200, 
 
       const lateness: number[] = [];
       let runs = 0;
-      await pool(ids, 20, async (id) => {
+      await inPool(ids, 20, async (id) => {
         const status = await releases.status(id);
         const times = status.analysis.filter((a) => a.step === 'canary-5').map((a) => Date.parse(a.at));
         runs += times.length;
@@ -80,7 +71,7 @@ export async function benchCapacity(server: DevServer, levels: number[] = [200, 
         cpuPercentOfOneCore: round(((cpu.user + cpu.system) / 1_000 / wall) * 100, 1),
       });
       // Clear the level away before the next: terminate rather than abort, nothing real is deployed.
-      await pool(ids, 50, async (id) => {
+      await inPool(ids, 50, async (id) => {
         await client.workflow.getHandle(id).terminate('capacity benchmark done').catch(() => undefined);
       });
     }

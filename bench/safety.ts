@@ -22,7 +22,7 @@ import { SimulatedFleet } from '../src/providers/simulated/fleet';
 import { HaproxyRouter } from '../src/providers/traffic/haproxy';
 import { validateReleaseSpec } from '../src/spec/parse';
 import { DEFAULT_ERROR_RATE_QUERY, type ReleaseSpec } from '../src/spec/release-spec';
-import { findFreePort, startLocalStack, type LocalStack, type StackService } from '../src/stack/local-stack';
+import { freeStackPorts, startLocalStack, type LocalStack, type StackService } from '../src/stack/local-stack';
 import type { DevServer } from '../src/temporal/dev-server';
 import { ReleaseClient } from '../src/temporal/releases';
 import { allocateService, canaryWeight, Cleanups, DEMO_COMMAND, removeService, runtimeCommand, TrafficLoop } from '../test/e2e/helpers';
@@ -138,7 +138,7 @@ export async function benchSafety(server: DevServer, options: { abortTrials?: nu
     const stack = await startLocalStack({
       dir: path.join(workDir, 'stack'),
       services: [abortService, floorService, detectService],
-      ports: { frontend: await findFreePort(), haproxyExporter: await findFreePort(), prometheus: await findFreePort(), alertmanager: await findFreePort() },
+      ports: await freeStackPorts(),
       components: ['haproxy', 'prometheus'],
       alertWebhookToken: randomUUID(),
       scrapeInterval: '1s',

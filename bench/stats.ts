@@ -10,3 +10,15 @@ export function round(value: number, digits = 2): number {
   const f = 10 ** digits;
   return Math.round(value * f) / f;
 }
+
+/** Runs `work` over `items`, at most `width` at a time; the results come in completion order. */
+export async function inPool<T, R>(items: readonly T[], width: number, work: (item: T) => Promise<R>): Promise<R[]> {
+  let next = 0;
+  const results: R[] = [];
+  await Promise.all(
+    Array.from({ length: width }, async () => {
+      while (next < items.length) results.push(await work(items[next++]!));
+    }),
+  );
+  return results;
+}

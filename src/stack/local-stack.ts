@@ -216,8 +216,10 @@ export async function localStackStatus(dir: string = DEFAULT_STACK_DIR): Promise
   );
 }
 
-/** A TCP port nothing listens on right now, for tests. */
-export const findFreePort = (): Promise<number> => freePort();
+/** Stack ports nothing listens on right now, for tests and benchmarks that run beside other stacks. */
+export async function freeStackPorts(): Promise<StackPorts> {
+  return { frontend: await freePort(), haproxyExporter: await freePort(), prometheus: await freePort(), alertmanager: await freePort() };
+}
 
 // ---------------------------------------------------------------------------------------------------------------
 // Configs

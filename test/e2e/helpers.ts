@@ -15,7 +15,7 @@ import { LocalDeployer } from '../../src/providers/deploy/local';
 import { sameRoutes, type Routes } from '../../src/providers/traffic/router';
 import { validateReleaseSpec } from '../../src/spec/parse';
 import type { ReleaseSpec } from '../../src/spec/release-spec';
-import { findFreePort, startLocalStack, type LocalStack, type LocalStackInfo, type StackComponent, type StackService } from '../../src/stack/local-stack';
+import { freeStackPorts, startLocalStack, type LocalStack, type LocalStackInfo, type StackComponent, type StackService } from '../../src/stack/local-stack';
 import type { ReleaseClient } from '../../src/temporal/releases';
 import { startRig, uniqueService, type TestRig } from '../helpers/temporal';
 
@@ -38,7 +38,7 @@ export const SYNTHETIC_P99_LIMIT_MS = 120;
 
 /** A service of its own per scenario: its own HAProxy backend, ports, Prometheus series and deploy records. */
 export async function allocateService(prefix: string): Promise<Required<StackService>> {
-  return { name: uniqueService(prefix), stablePort: await findFreePort(), canaryPort: await findFreePort(), healthPath: '/healthz' };
+  return { name: uniqueService(prefix), stablePort: await freePort(), canaryPort: await freePort(), healthPath: '/healthz' };
 }
 
 export type StepName = 'synthetic' | 'canary-5' | 'ramp-10' | 'ramp-50' | 'full';
@@ -361,7 +361,7 @@ export async function startRigAndStack(
       startLocalStack({
         dir: options.dir,
         services: options.services,
-        ports: { frontend: await freePort(), haproxyExporter: await freePort(), prometheus: await freePort(), alertmanager: await freePort() },
+        ports: await freeStackPorts(),
         ...(options.components ? { components: options.components } : {}),
         ...(options.alertWebhookUrl ? { alertWebhookUrl: options.alertWebhookUrl } : {}),
         alertWebhookToken: randomBytes(16).toString('hex'),

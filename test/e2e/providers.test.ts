@@ -17,7 +17,8 @@ import { PrometheusMetricProvider } from '../../src/providers/metrics/prometheus
 import { HaproxyRouter } from '../../src/providers/traffic/haproxy';
 import { DEFAULT_ERROR_RATE_QUERY } from '../../src/spec/release-spec';
 import { PROJECT_ROOT } from '../../src/paths';
-import { findFreePort, localStackStatus, startLocalStack, type LocalStack } from '../../src/stack/local-stack';
+import { freePort } from '../../src/net';
+import { freeStackPorts, localStackStatus, startLocalStack, type LocalStack } from '../../src/stack/local-stack';
 
 // The real providers on the real stack: HAProxy, Prometheus and Alertmanager as processes, demo instances
 // started by the LocalDeployer, traffic through HAProxy's frontend.
@@ -67,16 +68,11 @@ before(async () => {
   await new Promise<void>((resolve) => webhook!.listen(0, '127.0.0.1', resolve));
   const webhookPort = (webhook.address() as net.AddressInfo).port;
 
-  [stablePort, canaryPort] = [await findFreePort(), await findFreePort()];
+  [stablePort, canaryPort] = [await freePort(), await freePort()];
   stack = await startLocalStack({
     dir: path.join(workDir, 'stack'),
     services: [{ name: SERVICE, stablePort, canaryPort }],
-    ports: {
-      frontend: await findFreePort(),
-      haproxyExporter: await findFreePort(),
-      prometheus: await findFreePort(),
-      alertmanager: await findFreePort(),
-    },
+    ports: await freeStackPorts(),
     alertWebhookUrl: `http://127.0.0.1:${webhookPort}/v1/alerts/alertmanager`,
     alertWebhookToken: randomBytes(16).toString('hex'),
   });

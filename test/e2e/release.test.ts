@@ -9,7 +9,8 @@ import { listen } from '../../src/api/server';
 import { isTerminal, type ReleaseStatus } from '../../src/engine/release-state';
 import { HaproxyRouter } from '../../src/providers/traffic/haproxy';
 import { sameRoutes, STABLE_ONLY } from '../../src/providers/traffic/router';
-import { findFreePort, type LocalStack, type StackService } from '../../src/stack/local-stack';
+import { freePort } from '../../src/net';
+import type { LocalStack, StackService } from '../../src/stack/local-stack';
 import { sha, waitFor, type TestRig } from '../helpers/temporal';
 import {
   allocateService,
@@ -57,7 +58,7 @@ before(async () => {
   cleanups.add('work dir', () => rm(workDir, { recursive: true, force: true }));
   for (const key of ['healthy', 'faulty', 'slow', 'alert', 'fullBake', 'metricsDown'] as const) services[key] = await allocateService(`e2e-${key.toLowerCase()}`);
   for (const service of Object.values(services)) cleanups.add(`instances of ${service.name}`, () => removeService(service));
-  apiPort = await findFreePort();
+  apiPort = await freePort();
 
   // Cleanups run newest first: the worker stops before the stack, and the instances after both.
   ({ rig, stack } = await startRigAndStack(cleanups, {
