@@ -197,6 +197,8 @@ test('the router refuses routes it cannot apply, and gives up on an unreachable 
 test('Prometheus measures the canary error rate against stable from HAProxy, and a query without data is null', { timeout: 60_000 }, async () => {
   await router.setRoutes(SERVICE, { canaryWeight: 50, internalAudience: null });
   await sendThroughFrontend(400);
+  // Two scrapes (1 s apart) after the burst, so the first answer counts all of it, not a part taken mid-burst.
+  await new Promise((resolve) => setTimeout(resolve, 2_500));
 
   const [canary, stable] = await eventually('error rates of both tracks in Prometheus', 30_000, async () => {
     const values = await Promise.all([prometheus.query(errorRateQuery('canary')), prometheus.query(errorRateQuery('stable'))]);
