@@ -1,11 +1,12 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
-import { type RawMeasurement } from '../src/engine/analysis';
+import type { AnalysisEvidence, CheckEvidence, Track, TrackEvidence } from '../src/engine/analysis';
 import { formatPromDuration } from '../src/engine/duration';
 import { UnsupportedTargetError, type ProviderRegistry, type ProviderSet } from '../src/providers';
 import type { LoadResult } from '../src/providers/load/generator';
+import { OutboundAllowlist, OutboundRefusedError, postJson, type OutboundResult } from '../src/providers/outbound';
 import { renderQuery } from '../src/providers/metrics/provider';
 import { sameRoutes, STABLE_ONLY, type Routes } from '../src/providers/traffic/router';
-import type { AnalysisSpec, HookSpec, LoadTestSpec, TargetSpec } from '../src/spec/release-spec';
+import type { CheckSpec, HookSpec, LoadTestSpec, TargetSpec } from '../src/spec/release-spec';
 
 /** What every activity of a release needs to find its providers. */
 export interface ReleaseRef {
@@ -15,8 +16,27 @@ export interface ReleaseRef {
   target: TargetSpec;
 }
 
+/** What one look of the analysis asks for. */
+export interface MeasureRequest {
+  checks: CheckSpec[];
+  /** When the step moved traffic (epoch ms): the evidence covers the time since. */
+  since: number;
+  /** The version to compare with; null when stable takes no traffic (at 100%) or there is none. */
+  stableVersion: string | null;
+  /** Whether the step routes any traffic to the canary (a weight, or an internal audience). */
+  canaryRouted: boolean;
+}
+
+/** A synthetic load test's results: the new version, and stable under the same load when there is one. */
+export interface SyntheticResult {
+  canary: LoadResult;
+  stable: LoadResult | null;
+}
+
 export interface ActivityDependencies {
   providers: ProviderRegistry;
+  /** Hosts hooks and notifications may call; default none. */
+  outbound?: OutboundAllowlist;
 }
 
 /**
@@ -24,12 +44,23 @@ export interface ActivityDependencies {
  * Temporal may run an activity again after a worker crash; the undos (stopCanary, resetRoutes,
  * restoreStable) most of all, since a rollback may be retried.
  */
-export function createActivities({ providers }: ActivityDependencies) {
+export function createActivities({ providers, outbound = new OutboundAllowlist() }: ActivityDependencies) {
   function providersFor(ref: ReleaseRef): ProviderSet {
     try {
       return providers.forTarget(ref.target);
     } catch (error) {
       if (error instanceof UnsupportedTargetError) throw ApplicationFailure.nonRetryable(error.message, 'UnsupportedTarget');
+      throw error;
+    }
+  }
+
+  // The registry refused these hosts already; this is the second fence, for specs that reached the
+  // worker another way (an older release, a direct client). Refused means never dialled.
+  async function callOutbound(what: string, url: string, payload: unknown, timeoutMs: number): Promise<OutboundResult> {
+    try {
+      return await postJson(url, payload, { allowlist: outbound, timeoutMs });
+    } catch (error) {
+      if (error instanceof OutboundRefusedError) throw ApplicationFailure.nonRetryable(`${what} ${error.message}`, 'OutboundRefused');
       throw error;
     }
   }
@@ -85,28 +116,47 @@ export function createActivities({ providers }: ActivityDependencies) {
       await router.awaitHealthy?.(ref.service, 'stable');
     },
 
-    async runLoadTest(ref: ReleaseRef, load: LoadTestSpec): Promise<LoadResult> {
-      return providersFor(ref).load.run({ service: ref.service, version: ref.version, load }, () => Context.current().heartbeat());
+    /**
+     * Synthetic load at the new version and, when there is one, at stable under the same load at the
+     * same time, so the judge compares like with like. An abort cancels the activity, and the
+     * cancellation stops the load (heartbeats deliver it).
+     */
+    async runLoadTest(ref: ReleaseRef, load: LoadTestSpec, stableVersion: string | null): Promise<SyntheticResult> {
+      const { load: generator } = providersFor(ref);
+      const context = Context.current();
+      const progress = () => context.heartbeat();
+      const run = (track: 'canary' | 'stable', version: string) =>
+        generator.run({ service: ref.service, version, track, load }, progress, context.cancellationSignal);
+      const [canary, stable] = await Promise.all([run('canary', ref.version), stableVersion ? run('stable', stableVersion) : Promise.resolve(null)]);
+      return { canary, stable };
     },
 
-    /** Measures every check once, for canary and stable. Errors are data here: the workflow judges them. */
-    async measure(ref: ReleaseRef, analysis: Pick<AnalysisSpec, 'checks' | 'window'>, stableVersion: string | null): Promise<RawMeasurement[]> {
-      const { metrics } = providersFor(ref);
-      const window = formatPromDuration(analysis.window);
-      return Promise.all(
-        analysis.checks.map(async (check): Promise<RawMeasurement> => {
-          const ask = (track: 'canary' | 'stable', version: string) =>
-            metrics.query({
-              query: renderQuery(check.query, { service: ref.service, version, track, window }),
-              check: check.name,
-              service: ref.service,
-              version,
-              track,
-            });
+    /**
+     * Gathers one look's evidence: per check and track, the counts or latency distribution since the
+     * step moved traffic (`since`, epoch ms), and whether the router sees the canary down. A provider
+     * error is evidence too (the workflow judges it), never a thrown activity.
+     */
+    async measure(ref: ReleaseRef, request: MeasureRequest): Promise<AnalysisEvidence> {
+      const { metrics, router } = providersFor(ref);
+      const windowSeconds = Math.max(1, Math.ceil((Date.now() - request.since) / 1000));
+      const window = formatPromDuration(windowSeconds * 1000);
+      const checks = await Promise.all(
+        request.checks.map(async (check): Promise<CheckEvidence> => {
+          const ask = async (track: Track, version: string): Promise<TrackEvidence | null> => {
+            const values = { service: ref.service, environment: ref.environment, version, track, window };
+            const context = { check: check.name, service: ref.service, environment: ref.environment, version, track };
+            if (check.kind === 'ratio') {
+              const counts = await metrics.counts({ ...context, events: renderQuery(check.events, values), total: renderQuery(check.total, values) });
+              return counts && { kind: 'counts', ...counts };
+            }
+            const histogram = await metrics.histogram({ ...context, buckets: renderQuery(check.buckets, values) });
+            return histogram && { kind: 'histogram', ...histogram };
+          };
+          const compares = (check.kind === 'ratio' ? check.maxIncreaseOverStable : check.maxRatioOverStable) !== undefined;
           try {
             const [canary, stable] = await Promise.all([
               ask('canary', ref.version),
-              check.maxIncreaseOverStable !== undefined && stableVersion ? ask('stable', stableVersion) : Promise.resolve(null),
+              compares && request.stableVersion ? ask('stable', request.stableVersion) : Promise.resolve(null),
             ]);
             return { check: check.name, canary, stable };
           } catch (error) {
@@ -114,30 +164,28 @@ export function createActivities({ providers }: ActivityDependencies) {
           }
         }),
       );
+      const canaryDown = request.canaryRouted && router.serverDown ? await router.serverDown(ref.service, 'canary').catch(() => null) : null;
+      return { checks, windowSeconds, canaryDown };
     },
 
     /** Announces a release or drill event to a Slack-compatible webhook ({text}); a failure is retried, then given up. */
     async notify(url: string, message: { text: string; [key: string]: unknown }): Promise<void> {
-      const response = await fetch(url, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify(message),
-        signal: AbortSignal.timeout(10_000),
-      });
-      if (!response.ok) throw new Error(`notification webhook answered ${response.status} ${response.statusText}`);
+      const result = await callOutbound('notification webhook', url, message, 10_000);
+      if (result.outcome !== 'ok') throw outboundFailure(`notification webhook ${result.reason}`, result);
     },
 
     /** POSTs the release context to a hook; a non-2xx answer fails the step. */
-    async runHook(ref: ReleaseRef, hook: HookSpec, context: { releaseId: string; step: string; when: 'before' | 'after' }): Promise<void> {
-      const response = await fetch(hook.url, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ ...context, hook: hook.name, service: ref.service, environment: ref.environment, version: ref.version }),
-        signal: AbortSignal.timeout(hook.timeout),
-      });
-      if (!response.ok) throw new Error(`hook ${hook.name} answered ${response.status} ${response.statusText}`);
+    async runHook(ref: ReleaseRef, hook: HookSpec, context: { releaseId: string; step: string; when: 'before' | 'after'; idempotencyKey: string }): Promise<void> {
+      const payload = { ...context, hook: hook.name, service: ref.service, environment: ref.environment, version: ref.version };
+      const result = await callOutbound(`hook ${hook.name}`, hook.url, payload, hook.timeout);
+      if (result.outcome !== 'ok') throw outboundFailure(`hook ${hook.name} ${result.reason}`, result);
     },
   };
+}
+
+/** A redirect answers the same way every time: retrying it is pointless. Anything else may pass on a retry. */
+function outboundFailure(message: string, result: OutboundResult): Error {
+  return result.outcome === 'redirect' ? ApplicationFailure.nonRetryable(message, 'OutboundRedirect') : new Error(message);
 }
 
 export type ReleaseActivities = ReturnType<typeof createActivities>;

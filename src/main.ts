@@ -7,6 +7,7 @@ import { startApi } from './api/server';
 import { loadConfig, projectPath } from './config';
 import { DeploymentMetrics } from './observability/deployment-metrics';
 import { installRuntime } from './observability/runtime';
+import { OutboundAllowlist } from './providers/outbound';
 import { connectTemporal } from './temporal/connect';
 
 async function main(): Promise<void> {
@@ -22,6 +23,7 @@ async function main(): Promise<void> {
     namespace: temporal.namespace,
     taskQueue: config.RAMPART_TASK_QUEUE,
     simulatedStateDir: join(projectPath(config.RAMPART_DATA_DIR), 'simulated'),
+    outbound: OutboundAllowlist.parse(config.RAMPART_OUTBOUND_HOSTS),
     metrics: deploymentMetrics,
     logger,
   });

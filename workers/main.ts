@@ -6,6 +6,7 @@ import { loadConfig, projectPath } from '../src/config';
 import { DeploymentMetrics } from '../src/observability/deployment-metrics';
 import { installRuntime, serveMetrics } from '../src/observability/runtime';
 import { WORKFLOW_BUNDLE_PATH } from '../src/paths';
+import { OutboundAllowlist } from '../src/providers/outbound';
 import { createReleaseWorker } from './worker';
 
 async function main(): Promise<void> {
@@ -22,6 +23,7 @@ async function main(): Promise<void> {
     namespace: config.TEMPORAL_NAMESPACE,
     taskQueue: config.RAMPART_TASK_QUEUE,
     simulatedStateDir: join(projectPath(config.RAMPART_DATA_DIR), 'simulated'),
+    outbound: OutboundAllowlist.parse(config.RAMPART_OUTBOUND_HOSTS),
     metrics,
     logger,
     ...(compiled ? { workflowBundlePath: WORKFLOW_BUNDLE_PATH } : {}),

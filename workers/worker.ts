@@ -2,11 +2,13 @@ import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Worker, type InjectedSinks, type WorkerOptions } from '@temporalio/worker';
 import { createActivities } from '../activities';
 import { createDrillActivities } from '../activities/drill';
+import { createLaneActivities } from '../activities/lane';
 import { ReleaseClient } from '../src/temporal/releases';
 import type { RampartSinks } from '../src/engine/events';
 import { DeploymentMetrics } from '../src/observability/deployment-metrics';
 import { logReleaseEvent, type Logger } from '../src/observability/logger';
 import { ProviderRegistry } from '../src/providers';
+import type { OutboundAllowlist } from '../src/providers/outbound';
 import { SimulatedFleet } from '../src/providers/simulated/fleet';
 import { TASK_QUEUE } from '../workflows/definitions';
 
@@ -22,6 +24,8 @@ export interface ReleaseWorkerOptions {
   metrics?: DeploymentMetrics;
   /** Where release events are logged, one line each; default: not logged. */
   logger?: Logger;
+  /** Hosts hooks and notifications may call (RAMPART_OUTBOUND_HOSTS); default none. */
+  outbound?: OutboundAllowlist;
   /** Test and benchmark knobs passed through to the SDK. */
   overrides?: Partial<WorkerOptions>;
 }
@@ -67,7 +71,7 @@ export async function createReleaseWorker(options: ReleaseWorkerOptions): Promis
     namespace: options.namespace ?? 'default',
     taskQueue: options.taskQueue ?? TASK_QUEUE,
     ...(bundlePath ? { workflowBundle: { codePath: bundlePath } } : { workflowsPath: require.resolve('../workflows') }),
-    activities: { ...createActivities({ providers }), ...createDrillActivities({ releases }) },
+    activities: { ...createActivities({ providers, ...(options.outbound ? { outbound: options.outbound } : {}) }), ...createDrillActivities({ releases }), ...createLaneActivities({ releases }) },
     sinks,
     ...options.overrides,
   });

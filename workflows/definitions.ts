@@ -3,8 +3,11 @@
 
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
-import type { ReleaseCommand, ReleaseStatus } from '../src/engine/release-state';
-import type { ReleaseSpec } from '../src/spec/release-spec';
+import type { SightingRecord } from '../src/engine/alerts';
+import type { BakeState } from '../src/engine/bake';
+import type { SagaState } from '../src/engine/saga';
+import type { Outcome, ReleaseCommand, ReleaseStatus } from '../src/engine/release-state';
+import type { AlertPolicy, ReleaseSpec } from '../src/spec/release-spec';
 
 export const TASK_QUEUE = 'rampart-releases';
 
@@ -28,6 +31,20 @@ export const statusQuery = defineQuery<ReleaseStatus>('status');
 export interface ReleaseWorkflowInput {
   releaseId: string;
   spec: ReleaseSpec;
+  /** Set when a long release continues as new: where it was, so the next run picks up in the same bake. */
+  carried?: ReleaseCarryOver;
+}
+
+/** Everything a release needs to go on in a new run: the status, the saga, and the bake in progress. */
+export interface ReleaseCarryOver {
+  status: ReleaseStatus;
+  saga: SagaState;
+  stepIndex: number;
+  phaseStartedAt: number | null;
+  /** The bake of `stepIndex`, in progress. */
+  bake: { state: BakeState; trafficMovedAt: number; bakedMs: number };
+  /** How many runs came before this one. */
+  generation: number;
 }
 
 export interface LaneInput {
@@ -35,25 +52,52 @@ export interface LaneInput {
   environment: string;
   /** Carried over continue-as-new. */
   recent?: LaneRecord[];
+  /** The release in flight when the previous run continued as new: it runs on, and this run keeps watching it. */
+  current?: CarriedRelease | null;
+  /** The release queued behind it, answered "queued" by the previous run. */
+  pending?: (LaneRecord & { spec: ReleaseSpec }) | null;
+  /** Submissions by signal that the previous run took in but had not handled yet. */
+  unhandled?: ReleaseSpec[];
+  /** The newest commit the lane has started or queued: versions never go back before it. */
+  newest?: LaneRecord | null;
+  /** Which alerts fire, as Alertmanager told any API replica. */
+  alerts?: SightingRecord[];
+  /** How many runs came before this one. */
+  generation?: number;
+}
+
+/** A release in flight, as one lane run hands it to the next. */
+export interface CarriedRelease extends LaneRecord {
+  /** The release reported its end, or was found ended, before the hand-over. */
+  done: boolean;
+  supersedeSent: boolean;
+  /** Its spec's alert policy: how the lane steers it when an alert fires or resolves. */
+  alertPolicy: AlertPolicy;
 }
 
 /**
  * busy: a drill refused because a release is in flight; a drill never supersedes a real release.
  * accepted: handed to the lane without waiting for its answer (asynchronous webhooks); the lane
  * decides as for any submission, and the release id is the same either way.
+ * stale: refused because its commit is older than one the lane has already started or queued;
+ * versions never go back (submissions without a commit time are taken in arrival order).
  */
-export type Disposition = 'started' | 'queued' | 'duplicate' | 'busy' | 'accepted';
+export type Disposition = 'started' | 'queued' | 'duplicate' | 'busy' | 'accepted' | 'stale';
 
 export interface SubmitResult {
   releaseId: string;
   disposition: Disposition;
   /** The release this one supersedes, when a release was in flight. */
   supersedes?: string;
+  /** Why the lane refused it (stale). */
+  reason?: string;
 }
 
 export interface LaneRecord {
   releaseId: string;
   version: string;
+  /** The commit time (ISO 8601) the submission carried, if any. */
+  commitTime?: string;
 }
 
 export interface LaneStatus {
@@ -62,12 +106,53 @@ export interface LaneStatus {
   current: LaneRecord | null;
   pending: LaneRecord | null;
   recent: LaneRecord[];
+  /** The newest commit started or queued; an older one is refused as stale. */
+  newest: LaneRecord | null;
+  /** Fingerprints of the alerts firing for this service and environment. */
+  firingAlerts: string[];
+  /** How many times the lane has continued as new. */
+  generation: number;
 }
 
 export const submitReleaseUpdate = defineUpdate<SubmitResult, [ReleaseSpec]>('submitRelease');
 /** The same submission as a signal: one server round trip, no wait for the lane's decision. */
 export const enqueueReleaseSignal = defineSignal<[ReleaseSpec]>('enqueueRelease');
 export const laneStatusQuery = defineQuery<LaneStatus>('laneStatus');
+
+/**
+ * Sent by a release to its lane (laneWorkflowId of its service and environment) as the very last
+ * thing it does: the lane may have continued as new since it started the release, and then only
+ * this tells it that the next one may start.
+ */
+export const releaseFinishedSignal = defineSignal<[{ releaseId: string; outcome: Outcome }]>('releaseFinished');
+
+/** An Alertmanager alert as the API hands it to the lane of the service and environment it names. */
+export interface AlertNotice {
+  fingerprint: string;
+  status: 'firing' | 'resolved';
+  /** Epoch milliseconds. */
+  startsAt: number;
+  /** Epoch milliseconds; null while it fires with no end announced. */
+  endsAt: number | null;
+  /** The environment label, when the alert has one. */
+  environment?: string;
+  /** What its rampart_action label asks for; null: the release's alert policy decides. */
+  requested: 'pause' | 'abort' | null;
+  /** The command's reason: alert name, status and summary. */
+  reason: string;
+}
+
+export interface AlertAnswer {
+  fingerprint: string;
+  releaseId: string | null;
+  action: 'paused' | 'aborting' | 'resumed' | 'none';
+  detail: string;
+}
+
+export const ALERTS_PER_NOTIFICATION = 100;
+
+/** Alerts for one lane, applied in order; answered with what was done for each. */
+export const applyAlertsUpdate = defineUpdate<AlertAnswer[], [{ actor: string; alerts: AlertNotice[] }]>('applyAlerts');
 
 export const serviceKey = defineSearchAttributeKey('RampartService', SearchAttributeType.KEYWORD);
 export const environmentKey = defineSearchAttributeKey('RampartEnvironment', SearchAttributeType.KEYWORD);

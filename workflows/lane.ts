@@ -6,22 +6,37 @@ import {
   continueAsNew,
   getExternalWorkflowHandle,
   ParentClosePolicy,
+  patched,
+  proxyActivities,
   setHandler,
   startChild,
   workflowInfo,
   WorkflowIdReusePolicy,
 } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
+import type { LaneActivities } from '../activities/lane';
+import type { ReleaseInspection } from '../src/temporal/releases';
+import { AlertTracker } from '../src/engine/alerts';
+import { rejectCommand, type ReleaseCommand } from '../src/engine/release-state';
 import type { ReleaseSpec } from '../src/spec/release-spec';
 import {
+  abortSignal,
+  ALERTS_PER_NOTIFICATION,
+  applyAlertsUpdate,
   enqueueReleaseSignal,
   environmentKey,
   laneStatusQuery,
+  pauseSignal,
+  releaseFinishedSignal,
   releaseWorkflowId,
+  resumeSignal,
   serviceKey,
   submitReleaseUpdate,
   supersedeSignal,
   versionKey,
+  type AlertAnswer,
+  type AlertNotice,
+  type CarriedRelease,
   type LaneInput,
   type LaneRecord,
   type SubmitResult,
@@ -29,73 +44,165 @@ import {
 import { releaseWorkflow } from './release';
 
 const RECENT_KEPT = 100;
+const ALERTS_KEPT = 1_000;
+/** A run continues as new past this many events even if the server has not suggested it (it suggests at about 4,000). */
+const HISTORY_BOUND = 10_000;
+/**
+ * How long a queued release waits before the lane looks at an inherited release itself: the release
+ * reports its end by signal, but one terminated by hand, or running code older than that signal, never does.
+ */
+const INHERITED_CHECK_MS = 15_000;
 
+const temporal = proxyActivities<LaneActivities>({
+  startToCloseTimeout: '10 seconds',
+  retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '2s', maximumAttempts: 5 },
+});
+
+/** One piece of work for the lane's loop, answered there, in arrival order. */
 interface Submission {
+  kind: 'submit';
   spec: ReleaseSpec;
   answer?: SubmitResult;
-  /** Why this submission could not be handled; the lane itself goes on. */
+  /** Why it could not be handled; the lane itself goes on. */
   error?: string;
+}
+interface AlertBatch {
+  kind: 'alerts';
+  actor: string;
+  alerts: AlertNotice[];
+  answer?: AlertAnswer[];
+  error?: string;
+}
+type Work = Submission | AlertBatch;
+
+interface InFlight extends CarriedRelease {
+  /** Started by this run, so its completion reaches this run; an inherited one reports by signal, or is checked on. */
+  watched: boolean;
 }
 
 /**
  * The lane of one service in one environment: it owns the rule "at most one release in flight".
- * Every release request for the lane arrives here as an update and is handled in order:
+ * Every release request for the lane arrives here and is handled in order:
  * - the version in flight, queued, or released recently: a duplicate, answered with the existing release;
+ * - a commit older than the newest one started or queued: refused as stale (versions never go back);
  * - a new version while one is in flight: the one in flight is superseded (rolls back cleanly, as
  *   Argo Rollouts does) and the new one starts when that rollback is done; a newer one still
  *   replaces it in the queue before it starts;
  * - otherwise the release starts at once as a child workflow.
  * Release workflow ids are derived from the version and Temporal refuses to reuse them, so even a
  * lane that lost its memory cannot start the same version twice.
+ *
+ * Alertmanager's alerts for the service arrive here too, whichever API replica took them: the lane
+ * remembers which fire and pauses, aborts or resumes its release in flight, in the order it decides.
+ *
+ * The lane continues as new when Temporal suggests it, busy or not, handing the release in flight,
+ * the queued one and its memory to the next run. Releases are children with ParentClosePolicy
+ * ABANDON, so they run on; their completion reaches only the run that started them, so a release
+ * also reports its end to the lane by releaseFinishedSignal, which reaches whichever run is current.
  */
 export async function releaseLaneWorkflow(input: LaneInput): Promise<void> {
   const { service, environment } = input;
+  const generation = input.generation ?? 0;
   const recent: LaneRecord[] = [...(input.recent ?? [])];
-  const inbox: Submission[] = [];
+  const alerts = new AlertTracker(ALERTS_KEPT, input.alerts ?? []);
+  const work: Work[] = (input.unhandled ?? []).map((spec) => ({ kind: 'submit', spec }));
   // Kept in one object: handlers and the loop both change it, and the compiler must not assume it stays null.
   const lane: {
-    current: (LaneRecord & { done: boolean; supersedeSent: boolean }) | null;
+    current: InFlight | null;
     pending: (LaneRecord & { spec: ReleaseSpec }) | null;
-  } = { current: null, pending: null };
+    newest: LaneRecord | null;
+  } = {
+    current: input.current ? { ...input.current, watched: false } : null,
+    pending: input.pending ?? null,
+    newest: input.newest ?? null,
+  };
 
+  const plain = (r: LaneRecord): LaneRecord => ({ releaseId: r.releaseId, version: r.version, ...(r.commitTime ? { commitTime: r.commitTime } : {}) });
   setHandler(laneStatusQuery, () => ({
     service,
     environment,
-    current: lane.current ? { releaseId: lane.current.releaseId, version: lane.current.version } : null,
-    pending: lane.pending ? { releaseId: lane.pending.releaseId, version: lane.pending.version } : null,
+    current: lane.current ? plain(lane.current) : null,
+    pending: lane.pending ? plain(lane.pending) : null,
     recent,
+    newest: lane.newest,
+    firingAlerts: alerts.firingFor(service, environment, ''),
+    generation,
   }));
+
+  /** Waits for the loop to answer; the loop never waits for handlers before it has answered all they wait for, so this cannot deadlock. */
+  async function taken(item: Work): Promise<void> {
+    work.push(item);
+    await condition(() => item.answer !== undefined || item.error !== undefined);
+    if (item.error !== undefined) throw ApplicationFailure.nonRetryable(item.error, 'SubmitFailed');
+  }
+
+  const forThisLane = (spec: ReleaseSpec | undefined) => spec?.service === service && spec?.environment === environment;
 
   setHandler(
     submitReleaseUpdate,
     async (spec) => {
-      const submission: Submission = { spec };
-      inbox.push(submission);
-      await condition(() => submission.answer !== undefined || submission.error !== undefined);
-      if (submission.error !== undefined) throw ApplicationFailure.nonRetryable(submission.error, 'SubmitFailed');
+      const submission: Submission = { kind: 'submit', spec };
+      await taken(submission);
       return submission.answer!;
     },
     {
       validator: (spec) => {
-        if (spec?.service !== service || spec?.environment !== environment) {
-          throw new Error(`this lane is ${service}/${environment}; the release is for ${spec?.service}/${spec?.environment}`);
-        }
+        if (!forThisLane(spec)) throw new Error(`this lane is ${service}/${environment}; the release is for ${spec?.service}/${spec?.environment}`);
       },
     },
   );
 
   setHandler(enqueueReleaseSignal, (spec) => {
     // Nobody waits for this answer: a submission for another lane is dropped with a log line.
-    if (spec?.service !== service || spec?.environment !== environment) {
+    if (!forThisLane(spec)) {
       log.warn('submission for another lane ignored', { lane: `${service}/${environment}`, service: spec?.service, environment: spec?.environment });
       return;
     }
-    inbox.push({ spec });
+    work.push({ kind: 'submit', spec });
+  });
+
+  setHandler(
+    applyAlertsUpdate,
+    async ({ actor, alerts: notices }) => {
+      const batch: AlertBatch = { kind: 'alerts', actor, alerts: notices };
+      await taken(batch);
+      return batch.answer!;
+    },
+    {
+      validator: (batch) => {
+        if (!batch || typeof batch.actor !== 'string' || !Array.isArray(batch.alerts)) throw new Error('alerts need an actor and a list of alerts');
+        if (batch.alerts.length > ALERTS_PER_NOTIFICATION) throw new Error(`at most ${ALERTS_PER_NOTIFICATION} alerts at once`);
+      },
+    },
+  );
+
+  setHandler(releaseFinishedSignal, ({ releaseId }) => {
+    if (lane.current?.releaseId === releaseId) lane.current.done = true;
   });
 
   function remember(record: LaneRecord): void {
-    recent.push(record);
+    recent.push(plain(record));
     if (recent.length > RECENT_KEPT) recent.shift();
+  }
+
+  function record(spec: ReleaseSpec, releaseId: string): LaneRecord {
+    return { releaseId, version: spec.version, ...(spec.commit ? { commitTime: spec.commit.time } : {}) };
+  }
+
+  /** Moves the watermark that versions may not go back before. */
+  function advance(entry: LaneRecord): void {
+    if (!entry.commitTime) return;
+    if (!lane.newest?.commitTime || Date.parse(entry.commitTime) > Date.parse(lane.newest.commitTime)) lane.newest = entry;
+  }
+
+  /** Why a submission goes back in time, or null. Without a commit time there is no order but arrival. */
+  function staleness(spec: ReleaseSpec): string | null {
+    const newest = lane.newest;
+    if (!spec.commit || !newest?.commitTime) return null;
+    if (Date.parse(spec.commit.time) >= Date.parse(newest.commitTime)) return null;
+    // Lanes recorded before this rule took every version; they replay that way.
+    if (!patched('lane-refuses-stale-commits')) return null;
+    return `commit ${spec.commit.sha} (${spec.commit.time}) is older than ${newest.version} (${newest.commitTime}), already started or queued as ${newest.releaseId}: versions never go back`;
   }
 
   async function start(spec: ReleaseSpec): Promise<SubmitResult> {
@@ -104,7 +211,7 @@ export async function releaseLaneWorkflow(input: LaneInput): Promise<void> {
       const child = await startChild(releaseWorkflow, {
         workflowId: releaseId,
         args: [{ releaseId, spec }],
-        // The lane may continue-as-new while nothing is in flight; releases must never depend on it.
+        // The lane continues as new while releases run; releases must never depend on it.
         parentClosePolicy: ParentClosePolicy.ABANDON,
         workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
         typedSearchAttributes: [
@@ -113,9 +220,10 @@ export async function releaseLaneWorkflow(input: LaneInput): Promise<void> {
           { key: versionKey, value: spec.version },
         ],
       });
-      const started = { releaseId, version: spec.version, done: false, supersedeSent: false };
+      const started: InFlight = { ...record(spec, releaseId), done: false, supersedeSent: false, alertPolicy: spec.alerts, watched: true };
       lane.current = started;
-      remember({ releaseId, version: spec.version });
+      remember(started);
+      advance(started);
       child.result().then(
         () => (started.done = true),
         () => (started.done = true),
@@ -127,15 +235,34 @@ export async function releaseLaneWorkflow(input: LaneInput): Promise<void> {
     }
   }
 
+  /** Asks Temporal whether a release still runs: undefined when it could not tell. */
+  async function inspect(release: InFlight): Promise<ReleaseInspection | null | undefined> {
+    const found = await temporal.inspectRelease(release.releaseId).catch(() => undefined);
+    if (found === null || found?.running === false) release.done = true;
+    return found;
+  }
+
+  /** An inherited release may have ended unreported; a release this run started reports by itself. */
+  async function checkOn(release: InFlight): Promise<void> {
+    if (!release.watched && !release.done) await inspect(release);
+  }
+
   async function handle(spec: ReleaseSpec): Promise<SubmitResult> {
     const known = [lane.current, lane.pending, ...recent].find((r) => r?.version === spec.version);
     if (known) return { releaseId: known.releaseId, disposition: 'duplicate' };
+    const releaseId = releaseWorkflowId(service, environment, spec.version);
+    const stale = staleness(spec);
+    if (stale) return { releaseId, disposition: 'stale', reason: stale };
+    if (lane.current && spec.drill && !lane.current.watched) {
+      // An inherited release may have ended unreported; a drill must not be turned away by it.
+      await checkOn(lane.current);
+      if (lane.current.done) lane.current = null;
+    }
     if (!lane.current) return start(spec);
     // A drill waits its turn or is skipped; a real release arriving during a drill supersedes it, as any newer version does.
     if (spec.drill) return { releaseId: lane.current.releaseId, disposition: 'busy' };
 
     const inFlight = lane.current;
-    const releaseId = releaseWorkflowId(service, environment, spec.version);
     if (!inFlight.supersedeSent) {
       try {
         await getExternalWorkflowHandle(inFlight.releaseId).signal(supersedeSignal, { byVersion: spec.version, byRelease: releaseId });
@@ -147,33 +274,131 @@ export async function releaseLaneWorkflow(input: LaneInput): Promise<void> {
       }
     }
     // A queued version replaced by a newer one never starts; remembered, so a redelivery stays a duplicate.
-    if (lane.pending) remember({ releaseId: lane.pending.releaseId, version: lane.pending.version });
-    lane.pending = { releaseId, version: spec.version, spec };
+    if (lane.pending) remember(lane.pending);
+    lane.pending = { ...record(spec, releaseId), spec };
+    advance(lane.pending);
     return { releaseId, disposition: 'queued', supersedes: inFlight.releaseId };
   }
 
-  for (;;) {
-    await condition(() => inbox.length > 0 || lane.current?.done === true || (lane.current === null && workflowInfo().continueAsNewSuggested));
-    if (lane.current?.done) {
-      lane.current = null;
-      if (lane.pending) {
-        const next = lane.pending;
-        lane.pending = null;
-        // Its submitter was answered "queued" long ago; a failure here is logged, never fatal to the lane.
-        await start(next.spec).catch((error: Error) => log.error('queued release could not start', { version: next.version, error: error.message }));
-      }
-    }
-    while (inbox.length > 0) {
-      const submission = inbox.shift()!;
+  /** Steers the release in flight by one alert: pause or abort on firing; resume once no alert fires, if its policy says so. */
+  async function steer(release: InFlight, inspection: ReleaseInspection | undefined, notice: AlertNotice, actor: string): Promise<Pick<AlertAnswer, 'action' | 'detail'>> {
+    const status = inspection?.status ?? null;
+    const command: ReleaseCommand = { actor, reason: notice.reason, source: 'alert' };
+    const send = async (signal: typeof pauseSignal, action: AlertAnswer['action'], name: string): Promise<Pick<AlertAnswer, 'action' | 'detail'>> => {
       try {
-        submission.answer = await handle(submission.spec);
-      } catch (error) {
-        submission.error = `the lane could not handle ${submission.spec.version}: ${(error as Error).message}`;
+        await getExternalWorkflowHandle(release.releaseId).signal(signal, command);
+        return { action, detail: `${name} applied: ${notice.reason}` };
+      } catch {
+        return { action: 'none', detail: 'the release is gone' };
       }
+    };
+
+    if (notice.status === 'firing') {
+      const wanted = notice.requested ?? release.alertPolicy.onFiring;
+      // Unread state errs towards stopping: the release itself ignores a command that no longer applies.
+      const rejection = status ? rejectCommand(status, wanted) : null;
+      if (rejection) return { action: 'none', detail: rejection };
+      return wanted === 'abort' ? send(abortSignal, 'aborting', 'abort') : send(pauseSignal, 'paused', 'pause');
     }
-    if (lane.current === null && lane.pending === null && workflowInfo().continueAsNewSuggested) {
-      await condition(allHandlersFinished);
-      await continueAsNew<typeof releaseLaneWorkflow>({ service, environment, recent });
+
+    if (!status) return { action: 'none', detail: 'the release stays paused: its state could not be read' };
+    if (status.state !== 'paused' || status.pause?.cause !== 'alert') {
+      return { action: 'none', detail: `nothing to resume: the release is ${status.state}${status.pause ? ` (paused by ${status.pause.cause})` : ''}` };
     }
+    if (!release.alertPolicy.resumeOnResolved) return { action: 'none', detail: 'the release stays paused: its alert policy does not resume on resolve' };
+    const stillFiring = alerts.firingFor(service, environment, notice.fingerprint);
+    if (stillFiring.length > 0) return { action: 'none', detail: `the release stays paused: ${stillFiring.length} other alert(s) still firing` };
+    return send(resumeSignal, 'resumed', 'resume');
+  }
+
+  async function applyAlerts(notices: AlertNotice[], actor: string): Promise<AlertAnswer[]> {
+    const answers: AlertAnswer[] = [];
+    for (const notice of notices) {
+      const base = { fingerprint: notice.fingerprint };
+      const fresh = alerts.observe(notice.fingerprint, {
+        status: notice.status,
+        startsAt: notice.startsAt,
+        endsAt: notice.endsAt ?? Number.POSITIVE_INFINITY,
+        service,
+        environment: notice.environment,
+      });
+      if (!fresh) {
+        answers.push({ ...base, releaseId: null, action: 'none', detail: 'a late notification: a newer one for this alert was already handled' });
+        continue;
+      }
+      const release = lane.current;
+      const inspection = release && !release.done ? await inspect(release) : undefined;
+      if (!release || release.done || inspection === null) {
+        answers.push({ ...base, releaseId: null, action: 'none', detail: `no release of ${service} in ${environment} is in flight` });
+        continue;
+      }
+      answers.push({ ...base, releaseId: release.releaseId, ...(await steer(release, inspection, notice, actor)) });
+    }
+    return answers;
+  }
+
+  async function serve(item: Work): Promise<void> {
+    try {
+      if (item.kind === 'submit') item.answer = await handle(item.spec);
+      else item.answer = await applyAlerts(item.alerts, item.actor);
+    } catch (error) {
+      item.error = `the lane could not handle ${item.kind === 'submit' ? item.spec.version : 'the alerts'}: ${(error as Error).message}`;
+    }
+  }
+
+  /** The release in flight has ended: the queued one, if any, starts. */
+  async function startQueued(): Promise<void> {
+    lane.current = null;
+    if (!lane.pending) return;
+    const next = lane.pending;
+    lane.pending = null;
+    // Its submitter was answered "queued" long ago; a failure here is logged, never fatal to the lane.
+    await start(next.spec).catch((error: Error) => log.error('queued release could not start', { version: next.version, error: error.message }));
+  }
+
+  // Lanes recorded before this could continue only when idle, and replay that way: decided once, at the first chance.
+  let continueInFlight: boolean | undefined;
+  const mayContinue = () => {
+    if (lane.current === null && lane.pending === null) return workflowInfo().continueAsNewSuggested;
+    return continueInFlight !== false && (workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > HISTORY_BOUND);
+  };
+
+  /**
+   * Answers every piece of work taken in until no handler runs, then continues as new in the same
+   * activation, so nothing can slip in between. Updates the server has not yet delivered are sent
+   * to the next run by Temporal itself; signals taken in but not handled travel in the input.
+   */
+  async function continueAsNewSafely(): Promise<never> {
+    for (;;) {
+      while (work.length > 0 && !allHandlersFinished()) await serve(work.shift()!);
+      if (allHandlersFinished()) break;
+      await condition(() => work.length > 0 || allHandlersFinished());
+    }
+    const current: CarriedRelease | null = lane.current
+      ? { releaseId: lane.current.releaseId, version: lane.current.version, ...(lane.current.commitTime ? { commitTime: lane.current.commitTime } : {}), done: lane.current.done, supersedeSent: lane.current.supersedeSent, alertPolicy: lane.current.alertPolicy }
+      : null;
+    return continueAsNew<typeof releaseLaneWorkflow>({
+      service,
+      environment,
+      recent,
+      current,
+      pending: lane.pending,
+      unhandled: work.flatMap((item) => (item.kind === 'submit' ? [item.spec] : [])),
+      newest: lane.newest,
+      alerts: alerts.records(),
+      generation: generation + 1,
+    });
+  }
+
+  for (;;) {
+    const waitingOnInherited = lane.current !== null && !lane.current.watched && !lane.current.done && lane.pending !== null;
+    const ready = () => work.length > 0 || lane.current?.done === true || mayContinue();
+    const woke = waitingOnInherited ? await condition(ready, INHERITED_CHECK_MS) : (await condition(ready), true);
+    if (!woke && lane.current) await checkOn(lane.current);
+    if (lane.current?.done) await startQueued();
+    while (work.length > 0) await serve(work.shift()!);
+    if (!mayContinue()) continue;
+    if (lane.current !== null || lane.pending !== null) continueInFlight ??= patched('lane-continue-in-flight');
+    if (continueInFlight !== false || (lane.current === null && lane.pending === null)) await continueAsNewSafely();
   }
 }

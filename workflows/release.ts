@@ -1,26 +1,24 @@
 import {
   ActivityFailure,
+  allHandlersFinished,
   ApplicationFailure,
   CancellationScope,
   condition,
+  ContinueAsNew,
+  makeContinueAsNewFunc,
   isCancellation,
   log,
-  patched,
   proxyActivities,
   proxySinks,
   setHandler,
   upsertMemo,
   upsertSearchAttributes,
+  workflowInfo,
 } from '@temporalio/workflow';
 import type { ReleaseActivities, ReleaseRef } from '../activities';
-import {
-  decide,
-  EMPTY_TALLY,
-  judgeMeasurement,
-  runPhase,
-  tally,
-  type AnalysisTally,
-} from '../src/engine/analysis';
+import { explainRun, judgeEvidence, judgeSyntheticLoad, type AnalysisRun } from '../src/engine/analysis';
+import { afterLook, afterResume, afterRoutesReapplied, afterWait, nextBakeAction, planBake, startBake, type BakeState } from '../src/engine/bake';
+import { compensationOrder, describeUndo, EMPTY_SAGA, has, pointOfNoReturn, register, type SagaState, type Undo } from '../src/engine/saga';
 import type { RampartSinks, ReleaseEvent, ReleaseMemo, RollbackReason } from '../src/engine/events';
 import {
   isTerminal,
@@ -33,7 +31,7 @@ import {
   type ReleaseStatus,
   type RoutesView,
 } from '../src/engine/release-state';
-import type { StepSpec } from '../src/spec/release-spec';
+import type { HookSpec, StepSpec } from '../src/spec/release-spec';
 import {
   abortSignal,
   abortUpdate,
@@ -71,11 +69,29 @@ const traffic = proxyActivities<ReleaseActivities>({
   scheduleToCloseTimeout: '10 minutes',
   retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '5s' },
 });
-/** Undos never give up: a rollback waits for the router or deployer to come back rather than leave traffic on a bad version. */
+/**
+ * Undos never give up: a rollback waits for the router or deployer to come back rather than leave
+ * traffic on a bad version. Each attempt is short, so an attempt lost with a crashed worker is
+ * retried on another in seconds, not after minutes (the undos take well under a second).
+ */
 const undo = proxyActivities<ReleaseActivities>({
+  startToCloseTimeout: '20 seconds',
+  retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '5s' },
+});
+/** Redeploying the old stable instance takes as long as a deploy; still retried without end. */
+const undoDeployment = proxyActivities<ReleaseActivities>({
   startToCloseTimeout: '5 minutes',
+  heartbeatTimeout: '30 seconds',
   retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '10s' },
 });
+
+/** Hooks get the time they declare (plus a little for the network) and the retries they declare: a migration is not posted again while it runs. */
+function hookActivities(hook: HookSpec) {
+  return proxyActivities<ReleaseActivities>({
+    startToCloseTimeout: hook.timeout + 5_000,
+    retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: hook.retries + 1 },
+  });
+}
 
 /** Notifications are a courtesy: a few tries, then the release finishes without them. */
 const courtesy = proxyActivities<ReleaseActivities>({ startToCloseTimeout: '30 seconds', retry: { ...STEP_RETRY, maximumAttempts: 3 } });
@@ -93,22 +109,20 @@ class RollbackRelease extends Error {
   }
 }
 
-interface Undo {
-  name: string;
-  run: () => Promise<unknown>;
-}
+/** History events after which a long bake continues as new, unless the server suggests it first. */
+const CONTINUE_AS_NEW_AFTER_EVENTS = 4_000;
 
 /**
  * One release of one version of one service: the steps of its strategy in order, each moving traffic,
- * baking and analysing; commands and alerts steer it; any abort, failure or cancellation unwinds the
- * registered undos in reverse, in a scope nothing can cancel.
+ * baking and analysing; commands and alerts steer it; any abort, failure or cancellation before the
+ * point of no return unwinds the saga's undos newest first, in a scope nothing can cancel. A long
+ * bake continues as new and carries the status, the saga and the bake with it.
  */
-export async function releaseWorkflow({ releaseId, spec }: ReleaseWorkflowInput): Promise<ReleaseStatus> {
+export async function releaseWorkflow({ releaseId, spec, carried }: ReleaseWorkflowInput): Promise<ReleaseStatus> {
   const ref: ReleaseRef = { service: spec.service, environment: spec.environment, version: spec.version, target: spec.target };
   const steps = spec.strategy.steps;
-  const startedAt = new Date().toISOString();
 
-  const status: ReleaseStatus = {
+  const status: ReleaseStatus = carried?.status ?? {
     releaseId,
     service: spec.service,
     environment: spec.environment,
@@ -120,6 +134,7 @@ export async function releaseWorkflow({ releaseId, spec }: ReleaseWorkflowInput)
     stepCount: steps.length,
     routes: { canaryWeight: 0, internalAudience: null },
     pause: null,
+    activity: 'starting',
     analysis: [],
     loadTests: [],
     compensation: [],
@@ -128,20 +143,23 @@ export async function releaseWorkflow({ releaseId, spec }: ReleaseWorkflowInput)
     requestedBy: spec.requestedBy,
     alerts: spec.alerts,
     ...(spec.commit ? { commit: spec.commit } : {}),
-    startedAt,
+    generation: 0,
+    startedAt: new Date().toISOString(),
     finishedAt: null,
   };
+  status.generation = carried ? carried.generation : 0;
 
   // Lifecycle flags; the state the world sees is derived from them, so they never disagree.
   let lifecycle: 'running' | 'rolling-back' | Outcome = 'running';
   let awaitingApproval = false;
   let approved = false;
-  let promoteRequested = false;
+  /** The step a person asked to promote past: a promote binds to the step it was sent in, never the next one. */
+  let promoteRequested: number | null = null;
   let stopRequest: { outcome: 'aborted' | 'superseded'; actor: string; reason: string; source: 'operator' | 'alert' | 'lane' } | null = null;
   /** Workflow time at which the release decided to roll back: the start of time-to-safe. */
   let rollbackDecidedAt: number | null = null;
-  const undos: Undo[] = [];
-  let phaseStartedAt: number | null = null;
+  let saga: SagaState = carried?.saga ?? EMPTY_SAGA;
+  let phaseStartedAt: number | null = carried?.phaseStartedAt ?? null;
 
   function state(): ReleaseState {
     if (lifecycle !== 'running') return lifecycle;
@@ -191,7 +209,7 @@ export async function releaseWorkflow({ releaseId, spec }: ReleaseWorkflowInput)
       case 'promote':
         // A person's promote also lifts a pause: they looked and decided.
         status.pause = null;
-        promoteRequested = true;
+        promoteRequested = status.step?.index ?? null;
         record('promote-requested', { actor, reason });
         return;
       case 'approve':
@@ -217,7 +235,7 @@ export async function releaseWorkflow({ releaseId, spec }: ReleaseWorkflowInput)
   ];
   for (const [name, signal, update] of commands) {
     setHandler(signal, (command) => {
-      const rejection = rejectCommand(snapshot(), name);
+      const rejection = rejectCommand(snapshot(), name, command?.step);
       if (rejection) record(`${name}-ignored`, { actor: command.actor, reason: rejection });
       else apply(name, command);
     });
@@ -232,14 +250,14 @@ export async function releaseWorkflow({ releaseId, spec }: ReleaseWorkflowInput)
       {
         validator: (command) => {
           if (!command || typeof command.actor !== 'string' || !command.actor) throw new Error('a command needs an actor');
-          const rejection = rejectCommand(snapshot(), name);
+          const rejection = rejectCommand(snapshot(), name, command.step);
           if (rejection) throw new Error(rejection);
         },
       },
     );
   }
   setHandler(supersedeSignal, ({ byVersion, byRelease }) => {
-    if (lifecycle !== 'running') return;
+    if (lifecycle !== 'running' || saga.pastPointOfNoReturn) return;
     stopRequest = { outcome: 'superseded', actor: 'rampart', reason: `superseded by ${byVersion} (${byRelease})`, source: 'lane' };
     lifecycle = 'rolling-back';
     record('superseded', { actor: 'rampart', reason: stopRequest.reason });
@@ -256,108 +274,165 @@ export async function releaseWorkflow({ releaseId, spec }: ReleaseWorkflowInput)
     checkStop();
   }
 
-  function registerUndo(name: string, run: () => Promise<unknown>): void {
-    undos.push({ name, run });
-    status.compensation.push(name);
+  function registerUndo(next: Undo): void {
+    saga = register(saga, next);
+    status.compensation = saga.undos.map(describeUndo);
+  }
+
+  async function runUndo(next: Undo): Promise<void> {
+    switch (next.kind) {
+      case 'stop-canary':
+        await undo.stopCanary(ref);
+        return;
+      case 'reset-routes':
+        status.routes = await undo.resetRoutes(ref);
+        emit({ type: 'routes', ...where, canaryWeight: status.routes.canaryWeight });
+        return;
+      case 'restore-stable':
+        await undoDeployment.restoreStable(ref, next.version);
+        return;
+    }
   }
 
   async function moveTraffic(routes: RoutesView): Promise<void> {
-    if (!status.compensation.includes('reset-routes')) {
-      // Registered before the move: a weight change that half-happened must still be undone.
-      registerUndo('reset-routes', async () => {
-        status.routes = await undo.resetRoutes(ref);
-        emit({ type: 'routes', ...where, canaryWeight: status.routes.canaryWeight });
-      });
-    }
+    // Registered before the move: a weight change that half-happened must still be undone.
+    registerUndo({ kind: 'reset-routes' });
+    status.activity = 'moving-traffic';
     status.routes = await traffic.setRoutes(ref, routes);
     emit({ type: 'routes', ...where, canaryWeight: status.routes.canaryWeight });
     record('traffic-moved', { reason: `canary ${status.routes.canaryWeight}%${routes.internalAudience ? ', internal users first' : ''}` });
   }
 
-  async function analyse(step: StepSpec, counts: AnalysisTally): Promise<{ counts: AnalysisTally; healthy: boolean }> {
-    // At 100% stable serves nothing: comparing with it would only ever be inconclusive.
-    const stableServes = status.routes.canaryWeight < 100 || !patched('no-stable-comparison-at-full');
-    const raw = await forward.measure(ref, spec.analysis, stableServes ? status.stableVersion : null);
-    const measurements = raw.map((m) =>
-      judgeMeasurement(spec.analysis.checks.find((c) => c.name === m.check) ?? { name: m.check }, m, { stableServes }),
-    );
-    const run = { at: new Date().toISOString(), step: step.name, phase: runPhase(measurements), measurements };
+  /** The judge's options for this spec; stable is compared only while it takes traffic and exists. */
+  function judgeOptions(step: StepSpec) {
+    const { confidence, passConfidence, minCanarySamples } = spec.analysis;
+    const stableServes = status.routes.canaryWeight < 100 && status.stableVersion !== null;
+    return { confidence, passConfidence, minCanarySamples, stableServes, internalOnly: step.weight === 0 && !!step.internalAudience };
+  }
+
+  function recordRun(run: AnalysisRun): void {
     status.analysis.push(run);
     if (status.analysis.length > MAX_ANALYSIS_RUNS) status.analysis.shift();
-    const next = tally(counts, run.phase);
-    const decision = decide(spec.analysis, next, run);
-    if (decision.kind === 'fail') throw new RollbackRelease(decision.reason, 'analysis');
-    if (decision.kind === 'pause') {
-      pause('inconclusive', 'rampart', decision.reason);
-      // A person resumes with a fresh allowance of inconclusive runs; failures still count.
-      return { counts: { ...next, inconclusive: 0 }, healthy: false };
-    }
-    return { counts: next, healthy: decision.healthy };
+  }
+
+  /** One look: the evidence since the step moved traffic, judged here so the verdict is in the history. */
+  async function look(step: StepSpec, since: number): Promise<AnalysisRun> {
+    const options = judgeOptions(step);
+    const evidence = await forward.measure(ref, {
+      checks: spec.analysis.checks,
+      since,
+      stableVersion: options.stableServes ? status.stableVersion : null,
+      canaryRouted: status.routes.canaryWeight > 0 || status.routes.internalAudience !== null,
+    });
+    const run = judgeEvidence(spec.analysis.checks, evidence, options, new Date().toISOString(), step.name);
+    recordRun(run);
+    return run;
+  }
+
+  /** Long bakes continue as new between looks, when nothing is mid-flight: no handler running, no stop pending. */
+  function shouldContinueAsNew(): boolean {
+    const info = workflowInfo();
+    return stopRequest === null && (info.continueAsNewSuggested || info.historyLength > CONTINUE_AS_NEW_AFTER_EVENTS) && allHandlersFinished();
+  }
+
+  async function continueInNewRun(index: number, bakeState: BakeState, trafficMovedAt: number, bakedMs: number): Promise<never> {
+    record('continued-as-new', { reason: `generation ${status.generation + 1}, ${workflowInfo().historyLength} history events` });
+    const info = workflowInfo();
+    // The next run keeps the search attributes (service, phase…) the API lists releases by, and the memo.
+    const next = makeContinueAsNewFunc<typeof releaseWorkflow>({ memo: info.memo ?? {}, typedSearchAttributes: info.typedSearchAttributes });
+    return next({ releaseId, spec, carried: { status: snapshot(), saga, stepIndex: index, phaseStartedAt, bake: { state: bakeState, trafficMovedAt, bakedMs }, generation: status.generation + 1 } });
   }
 
   /**
-   * Holds the step for its bake, analysing on the interval. The step ends when the bake is over and
-   * the analysis is healthy: with no data it never ends on its own, so missing data never promotes.
+   * Holds the step for its bake while the analysis looks on the interval; the pure planner decides.
+   * The step advances only on a pass after the bake; "not enough evidence yet" extends the bake up to
+   * its limit and then pauses with the reason; a failure rolls back at once. Missing data never promotes.
    */
-  async function bake(step: StepSpec): Promise<void> {
-    const analysisOn = step.analysis && spec.analysis.checks.length > 0;
-    const interval = spec.analysis.interval;
-    let counts = EMPTY_TALLY;
-    let healthy = !analysisOn;
-    let baked = 0;
-    let nextAnalysisAt = Math.min(interval, step.bake);
+  async function bake(index: number, step: StepSpec, trafficMovedAt: number, resumed?: { state: BakeState; bakedMs: number }): Promise<void> {
+    const plan = planBake(step, spec.analysis);
+    let bakeState = resumed?.state ?? startBake(plan);
+    let bakedMs = resumed?.bakedMs ?? 0;
+    status.activity = 'baking';
     for (;;) {
-      await holdWhilePaused();
-      if (promoteRequested) {
-        promoteRequested = false;
+      if (status.pause) {
+        await holdWhilePaused();
+        bakeState = afterResume(plan, bakeState);
+      }
+      checkStop();
+      if (promoteRequested === index) {
+        promoteRequested = null;
         record('bake-skipped');
         return;
       }
-      if (analysisOn && baked >= nextAnalysisAt) {
-        // Routes just moved were verified then; later in a bake, check the router still applies them.
-        if (baked > 0 && patched('verify-routes-in-bake')) {
-          const check = await traffic.ensureRoutes(ref, status.routes);
-          status.routes = check.routes;
-          checkStop();
-          if (check.reapplied) {
-            record('routes-reapplied', { reason: `the router had canary ${check.found.canaryWeight}%; canary ${check.routes.canaryWeight}% put back` });
-            // Measurements taken while the router had other routes judged other traffic.
-            counts = { ...counts, consecutiveSuccesses: 0 };
+      const action = nextBakeAction(plan, bakeState);
+      switch (action.kind) {
+        case 'advance':
+          if (plan.judged) record('analysis-passed', { reason: action.reason });
+          return;
+        case 'rollback':
+          throw new RollbackRelease(action.reason, 'analysis');
+        case 'pause':
+          pause('inconclusive', 'rampart', action.reason);
+          continue;
+        case 'look': {
+          // Routes just moved were verified then; later in a bake, check the router still applies them.
+          if (bakeState.looks > 0) {
+            const check = await traffic.ensureRoutes(ref, status.routes);
+            status.routes = check.routes;
+            checkStop();
+            if (check.reapplied) {
+              record('routes-reapplied', { reason: `the router had canary ${check.found.canaryWeight}%; canary ${check.routes.canaryWeight}% put back` });
+              bakeState = afterRoutesReapplied(bakeState);
+            }
           }
+          const run = await look(step, trafficMovedAt);
+          checkStop();
+          bakeState = afterLook(plan, bakeState, run);
+          continue;
         }
-        ({ counts, healthy } = await analyse(step, counts));
-        checkStop();
-        nextAnalysisAt = baked + interval;
-        continue;
+        case 'wait': {
+          if (shouldContinueAsNew()) await continueInNewRun(index, bakeState, trafficMovedAt, bakedMs);
+          const before = Date.now();
+          await condition(() => stopRequest !== null || status.pause !== null || promoteRequested === index, Math.max(1, action.ms));
+          bakedMs += Date.now() - before;
+          bakeState = afterWait(bakeState, bakedMs);
+          continue;
+        }
       }
-      if (baked >= step.bake && healthy) return;
-      const wakeAt = analysisOn ? nextAnalysisAt : step.bake;
-      const before = Date.now();
-      await condition(() => stopRequest !== null || status.pause !== null || promoteRequested, Math.max(1, wakeAt - baked));
-      baked += Date.now() - before;
     }
   }
 
-  /** Runs the load test in a scope an abort can cancel, since it may run for minutes. */
+  /**
+   * Runs the load test in a scope an abort can cancel, since it may run for minutes, and judges the new
+   * version against stable under the same load. Too little load to tell pauses for a person.
+   */
   async function runLoad(step: StepSpec): Promise<void> {
     if (!step.load) return;
     const load = step.load;
+    status.activity = 'load-testing';
     const scope = new CancellationScope();
     const watcher = new CancellationScope();
     void watcher.run(() => condition(() => stopRequest !== null).then(() => scope.cancel())).catch(() => undefined);
     try {
-      const result = await scope.run(() => loadTest.runLoadTest(ref, load));
-      const problems: string[] = [];
-      if (result.errorRate > load.maxErrorRate) problems.push(`error rate ${result.errorRate.toFixed(4)} above ${load.maxErrorRate}`);
-      if (result.latencyMs.p99 > load.maxP99LatencyMs) problems.push(`p99 ${result.latencyMs.p99} ms above ${load.maxP99LatencyMs} ms`);
-      if (load.maxP95LatencyMs !== undefined && result.latencyMs.p95 > load.maxP95LatencyMs) {
-        problems.push(`p95 ${result.latencyMs.p95} ms above ${load.maxP95LatencyMs} ms`);
+      const result = await scope.run(() => loadTest.runLoadTest(ref, load, status.stableVersion));
+      const { confidence, passConfidence, minCanarySamples } = spec.analysis;
+      const run = judgeSyntheticLoad(load, result, { confidence, passConfidence, minCanarySamples }, new Date().toISOString(), step.name);
+      const reason = explainRun(run);
+      const figures = ({ histogram: _histogram, ...rest }: typeof result.canary) => rest;
+      status.loadTests.push({
+        step: step.name,
+        outcome: run.outcome,
+        reason,
+        canary: figures(result.canary),
+        stable: result.stable ? figures(result.stable) : null,
+        verdicts: run.verdicts,
+      });
+      record(`load-test-${run.outcome === 'pass' ? 'passed' : run.outcome === 'fail' ? 'failed' : 'inconclusive'}`, { reason });
+      if (run.outcome === 'fail') throw new RollbackRelease(`load test failed in ${step.name}: ${reason}`, 'load-test');
+      if (run.outcome !== 'pass') {
+        pause('inconclusive', 'rampart', `load test in ${step.name} could not decide: ${reason}`);
+        await holdWhilePaused();
       }
-      const passed = problems.length === 0;
-      const reason = passed ? 'within limits' : problems.join('; ');
-      status.loadTests.push({ step: step.name, passed, reason, result });
-      record(passed ? 'load-test-passed' : 'load-test-failed', { reason });
-      if (!passed) throw new RollbackRelease(`load test failed in ${step.name}: ${reason}`, 'load-test');
     } catch (error) {
       if (isCancellation(error) && stopRequest) throw new StopRelease(stopRequest.reason);
       throw error;
@@ -367,45 +442,65 @@ export async function releaseWorkflow({ releaseId, spec }: ReleaseWorkflowInput)
   }
 
   async function runHooks(step: StepSpec, when: 'before' | 'after'): Promise<void> {
+    status.activity = 'running-hooks';
     for (const hook of step[when]) {
-      await forward.runHook(ref, hook, { releaseId, step: step.name, when });
+      await hookActivities(hook).runHook(ref, hook, { releaseId, step: step.name, when, idempotencyKey: `${releaseId}/${step.name}/${when}/${hook.name}` });
       record(`hook-${when}`, { reason: hook.name });
       checkStop();
     }
   }
 
-  /** The full phase: verify at 100%, move the new version into the stable slot, route back to it, empty the canary slot. */
+  /**
+   * The full phase: the new version into the stable slot while the canary still carries 100%, then
+   * the point of no return (traffic to the new stable instance), then the canary slot emptied. Before
+   * the point an abort restores the old stable instance while the canary serves; after it nothing can
+   * serve the old version, so the release only goes forward and an abort is refused.
+   */
   async function finalize(): Promise<void> {
+    status.activity = 'finalizing';
     const previous = status.stableVersion;
-    if (previous) registerUndo('restore-stable', () => undo.restoreStable(ref, previous));
+    if (previous) registerUndo({ kind: 'restore-stable', version: previous });
     await deployment.promoteStable(ref);
     record('stable-replaced', { reason: `${previous ?? 'nothing'} retired, ${spec.version} in the stable slot` });
     checkStop();
-    status.routes = await traffic.setRoutes(ref, { canaryWeight: 0, internalAudience: null });
-    emit({ type: 'routes', ...where, canaryWeight: 0 });
-    checkStop();
-    await forward.stopCanary(ref);
-    // From here nothing is left to undo: the release is done, and must not be reported as anything else.
-    undos.length = 0;
+    saga = pointOfNoReturn(saga);
+    status.pointOfNoReturn = true;
+    status.compensation = [];
+    record('point-of-no-return', { reason: 'traffic moves to the new stable instance; the release can only finish forward' });
+    await CancellationScope.nonCancellable(async () => {
+      status.routes = await undo.setRoutes(ref, { canaryWeight: 0, internalAudience: null });
+      emit({ type: 'routes', ...where, canaryWeight: 0 });
+      await undo.stopCanary(ref);
+    });
     lifecycle = 'promoted';
   }
 
+  /** A drill's fault must be caught by the canary phase; one that gets past it is stopped there, and the drill fails. */
+  function guardDrill(step: StepSpec): void {
+    if (spec.drill && step.phase !== 'synthetic' && step.phase !== 'canary') {
+      record('drill-fault-undetected', { reason: `the drill's faulty build passed the canary phase; stopped before ${step.name}` });
+      throw new RollbackRelease(`drill fault went undetected through the canary phase; stopped before ${step.name}`, 'drill-undetected');
+    }
+  }
+
   async function runStep(index: number, step: StepSpec, canaryDeployed: boolean): Promise<void> {
+    guardDrill(step);
     const previous = status.phase && phaseStartedAt !== null ? { phase: status.phase, ms: Date.now() - phaseStartedAt } : null;
     if (status.phase !== step.phase) {
       emit({ type: 'phase', ...where, phase: step.phase, step: step.name, previous });
       phaseStartedAt = Date.now();
+      // Each upsert is a visibility write on the server: only when the phase really changes.
+      upsertSearchAttributes([{ key: phaseKey, value: step.phase }]);
     }
     status.step = { index, name: step.name };
-    // Each upsert is a visibility write on the server: only when the phase really changes. Releases
-    // started before this change upserted at every step, and replay the way they were recorded.
-    if (status.phase !== step.phase || !patched('upsert-phase-on-change')) upsertSearchAttributes([{ key: phaseKey, value: step.phase }]);
     status.phase = step.phase;
+    promoteRequested = null;
     record('step-started');
 
     if (step.approval) {
       awaitingApproval = true;
       approved = false;
+      status.activity = 'awaiting-approval';
       record('awaiting-approval');
       await condition(() => approved || stopRequest !== null);
       awaitingApproval = false;
@@ -415,7 +510,8 @@ export async function releaseWorkflow({ releaseId, spec }: ReleaseWorkflowInput)
     await runHooks(step, 'before');
 
     if (!canaryDeployed) {
-      registerUndo('stop-canary', () => undo.stopCanary(ref));
+      registerUndo({ kind: 'stop-canary' });
+      status.activity = 'deploying';
       await deployment.deployCanary(ref);
       record('canary-deployed', { reason: spec.version });
       checkStop();
@@ -425,31 +521,34 @@ export async function releaseWorkflow({ releaseId, spec }: ReleaseWorkflowInput)
     await holdWhilePaused();
 
     await moveTraffic({ canaryWeight: step.weight, internalAudience: step.internalAudience ?? null });
+    const trafficMovedAt = Date.now();
     checkStop();
     await runHooks(step, 'after');
-    await bake(step);
+    await bake(index, step, trafficMovedAt);
     if (step.phase === 'full') await finalize();
   }
 
   async function compensate(): Promise<string[]> {
     lifecycle = 'rolling-back';
+    status.activity = 'rolling-back';
     record('rollback-started');
     const failures: string[] = [];
-    while (undos.length > 0) {
-      const next = undos.pop()!;
+    for (const next of compensationOrder(saga)) {
       try {
-        await next.run();
-        record('undo', { reason: next.name });
+        await runUndo(next);
+        record('undo', { reason: describeUndo(next) });
       } catch (error) {
-        failures.push(`${next.name}: ${(error as Error).message}`);
-        record('undo-failed', { reason: `${next.name}: ${(error as Error).message}` });
+        failures.push(`${describeUndo(next)}: ${(error as Error).message}`);
+        record('undo-failed', { reason: `${describeUndo(next)}: ${(error as Error).message}` });
       }
     }
+    saga = EMPTY_SAGA;
     return failures;
   }
 
   async function finish(outcome: Outcome, reason: string, actor?: string): Promise<ReleaseStatus> {
     lifecycle = outcome;
+    status.activity = 'finished';
     status.outcome = { result: outcome, reason, ...(actor ? { actor } : {}), at: new Date().toISOString() };
     status.finishedAt = status.outcome.at;
     record('finished', { reason: `${outcome}: ${reason}`, ...(actor ? { actor } : {}) });
@@ -462,15 +561,13 @@ export async function releaseWorkflow({ releaseId, spec }: ReleaseWorkflowInput)
       outcome,
       reason,
       drill: spec.drill === true,
-      durationMs: Date.now() - Date.parse(startedAt),
+      durationMs: Date.now() - Date.parse(status.startedAt),
       timeToSafeMs,
       lastPhase: status.phase && phaseStartedAt !== null ? { phase: status.phase, ms: Date.now() - phaseStartedAt } : null,
     });
-    // What DORA and drills read back from visibility. Releases recorded before the memo existed replay without it.
-    if (patched('memo-at-finish')) {
-      const memo: ReleaseMemo = { outcome, commitTime: spec.commit?.time ?? null, finishedAt: status.finishedAt, timeToSafeMs, drill: spec.drill === true };
-      upsertMemo({ release: memo });
-    }
+    // What DORA and drills read back from visibility.
+    const memo: ReleaseMemo = { outcome, commitTime: spec.commit?.time ?? null, finishedAt: status.finishedAt, timeToSafeMs, drill: spec.drill === true };
+    upsertMemo({ release: memo });
     if (spec.notifications) {
       const text = `${spec.service} ${spec.version} in ${spec.environment}: ${outcome} (${reason})`;
       await courtesy.notify(spec.notifications.webhookUrl, { text, release: snapshot() }).catch((error: Error) => {
@@ -481,19 +578,27 @@ export async function releaseWorkflow({ releaseId, spec }: ReleaseWorkflowInput)
   }
 
   try {
-    emit({ type: 'started', ...where, version: spec.version, drill: spec.drill === true });
-    const slots = await forward.describeService(ref);
-    status.stableVersion = slots.stable;
-    if (slots.stable === spec.version) throw ApplicationFailure.nonRetryable(`${spec.version} is already the stable version of ${spec.service}`);
-    record('started', { actor: spec.requestedBy, reason: `${slots.stable ?? 'nothing'} -> ${spec.version}` });
-    let canaryDeployed = false;
-    for (const [index, step] of steps.entries()) {
+    let first = 0;
+    if (carried) {
+      // A new run of a long release: pick up the bake where the previous run left it.
+      const step = steps[carried.stepIndex]!;
+      await bake(carried.stepIndex, step, carried.bake.trafficMovedAt, carried.bake);
+      if (step.phase === 'full') await finalize();
+      first = carried.stepIndex + 1;
+    } else {
+      emit({ type: 'started', ...where, version: spec.version, drill: spec.drill === true });
+      const slots = await forward.describeService(ref);
+      status.stableVersion = slots.stable;
+      if (slots.stable === spec.version) throw ApplicationFailure.nonRetryable(`${spec.version} is already the stable version of ${spec.service}`);
+      record('started', { actor: spec.requestedBy, reason: `${slots.stable ?? 'nothing'} -> ${spec.version}` });
+    }
+    for (let index = first; index < steps.length; index++) {
       checkStop();
-      await runStep(index, step, canaryDeployed);
-      canaryDeployed = true;
+      await runStep(index, steps[index]!, carried !== undefined || index > 0);
     }
     return await finish('promoted', `${spec.version} at 100% and in the stable slot`);
   } catch (error) {
+    if (error instanceof ContinueAsNew) throw error;
     rollbackDecidedAt = Date.now();
     const [outcome, reason, actor, category] = classify(error);
     log.info('release rolling back', { releaseId, service: spec.service, phase: status.phase, outcome, reason });

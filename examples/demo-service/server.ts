@@ -5,7 +5,9 @@ import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client
 /*
  * The app being released in demos and end-to-end tests. Each version behaves as its environment says, so one
  * target config holds good and faulty versions:
- *   DEMO_BEHAVIOUR   JSON map version (or a version prefix, e.g. a short SHA) -> { "errorRate": 0..1, "latencyMs": n }
+ *   DEMO_BEHAVIOUR   JSON map version (or a version prefix, e.g. a short SHA) -> { "errorRate": 0..1, "latencyMs": n,
+ *                    "crashAfterMs": n }; crashAfterMs makes the instance exit that long after it first took traffic
+ *                    (a user request: not a health check, a scrape or synthetic load), so its port refuses connections
  *   DEMO_ERROR_RATE  share of requests answered 500 when the version is not in the map (default 0)
  *   DEMO_LATENCY_MS  delay before every answer when the version is not in the map (default 0)
  * RAMPART_VERSION and PORT come from the deployer. Every answer names the version (x-version header and body).
@@ -14,6 +16,8 @@ import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client
 export interface Behaviour {
   errorRate: number;
   latencyMs: number;
+  /** Exit this long after the first user request; unset never crashes. */
+  crashAfterMs?: number;
 }
 
 export function resolveBehaviour(version: string, env: NodeJS.ProcessEnv): Behaviour {
@@ -37,6 +41,7 @@ export function resolveBehaviour(version: string, env: NodeJS.ProcessEnv): Behav
   return {
     errorRate: entry.errorRate === undefined ? fallback.errorRate : parseShare(String(entry.errorRate), `DEMO_BEHAVIOUR[${key}].errorRate`),
     latencyMs: entry.latencyMs === undefined ? fallback.latencyMs : parseLatency(String(entry.latencyMs), `DEMO_BEHAVIOUR[${key}].latencyMs`),
+    ...(entry.crashAfterMs === undefined ? {} : { crashAfterMs: parseLatency(String(entry.crashAfterMs), `DEMO_BEHAVIOUR[${key}].crashAfterMs`) }),
   };
 }
 
@@ -52,7 +57,14 @@ function parseLatency(raw: string, name: string): number {
   return value;
 }
 
-export function createDemoServer(version: string, behaviour: Behaviour): { server: http.Server; registry: Registry } {
+/** Fine enough around tens of milliseconds that a latency check can tell 1.25x apart from 1x. */
+const DURATION_BUCKETS = [0.005, 0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.075, 0.1, 0.125, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1, 2.5, 5];
+
+export function createDemoServer(
+  version: string,
+  behaviour: Behaviour,
+  onFirstUserRequest: () => void = () => undefined,
+): { server: http.Server; registry: Registry } {
   // Its own registry, so tests that build several servers in one process never collide.
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
@@ -66,9 +78,16 @@ export function createDemoServer(version: string, behaviour: Behaviour): { serve
     name: 'http_request_duration_seconds',
     help: 'Time to answer an HTTP request.',
     labelNames: ['code', 'version'],
-    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    buckets: DURATION_BUCKETS,
     registers: [registry],
   });
+  // Series exist from the first scrape, at zero: increase() over a window in which a series first appears
+  // loses the observations of its first sample.
+  for (const code of ['200', '500']) {
+    requests.inc({ code, version }, 0);
+    duration.zero({ code, version });
+  }
+  let tookTraffic = false;
 
   const server = http.createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
@@ -89,6 +108,10 @@ export function createDemoServer(version: string, behaviour: Behaviour): { serve
         },
       );
       return;
+    }
+    if (!tookTraffic && req.headers['x-rampart-load'] === undefined) {
+      tookTraffic = true;
+      onFirstUserRequest();
     }
     // Only user requests are measured: scrapes and health checks would dilute the error rate.
     const stopTimer = duration.startTimer();
@@ -112,7 +135,15 @@ function main(): void {
   const port = Number(process.env.PORT ?? '8080');
   if (!Number.isInteger(port) || port < 1 || port > 65_535) throw new Error(`PORT must be a TCP port, got "${process.env.PORT}"`);
   const behaviour = resolveBehaviour(version, process.env);
-  const { server } = createDemoServer(version, behaviour);
+  const crash = () => {
+    if (behaviour.crashAfterMs === undefined) return;
+    setTimeout(() => {
+      // A crash, not a shutdown: no draining, the port refuses connections from now on.
+      console.error(`demo-service ${version}: crashing as DEMO_BEHAVIOUR says, ${behaviour.crashAfterMs} ms after the first user request`);
+      process.exit(70);
+    }, behaviour.crashAfterMs);
+  };
+  const { server } = createDemoServer(version, behaviour, crash);
   // Loopback unless told otherwise: containers set HOST=0.0.0.0 so their router can reach them.
   const host = process.env.HOST ?? '127.0.0.1';
   server.listen(port, host, () => {

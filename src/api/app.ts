@@ -28,6 +28,7 @@ import { healthRoutes } from './routes/health';
 import { releaseRoutes } from './routes/releases';
 import { serviceRoutes } from './routes/services';
 import { webhookRoutes } from './routes/webhooks';
+import type { TrustedProxies } from '../config';
 import { DEFAULT_API_SETTINGS, type ApiSettings } from './settings';
 import { SpecRegistry } from './spec-registry';
 
@@ -85,7 +86,7 @@ export async function buildApp(deps: ApiDependencies): Promise<FastifyInstance> 
     bodyLimit: settings.bodyLimit,
     // Fastify's two lines per request are noise at webhook rates; changes are logged once, below.
     logController: new LogController({ disableRequestLogging: true }),
-    trustProxy: settings.trustProxy,
+    trustProxy: proxyTrust(settings.trustProxy),
     // Client-chosen request ids would let a caller forge log lines; every request gets a fresh one.
     requestIdHeader: false,
     // Requests that still arrive while closing (on a kept-alive connection) get a problem document, below.
@@ -186,7 +187,7 @@ export async function buildApp(deps: ApiDependencies): Promise<FastifyInstance> 
     ctx.metrics.duration.observe({ method: request.method, route }, reply.elapsedTime / 1_000);
     if (request.method !== 'GET' && request.method !== 'HEAD') {
       request.log.info(
-        { method: request.method, route, status: reply.statusCode, caller: request.principal?.name, ms: Math.round(reply.elapsedTime) },
+        { method: request.method, route, status: reply.statusCode, caller: request.principal?.name, client: request.ip, ms: Math.round(reply.elapsedTime) },
         'request answered',
       );
     }
@@ -270,6 +271,16 @@ export async function buildApp(deps: ApiDependencies): Promise<FastifyInstance> 
   await app.register(drillRoutes, { ctx });
   await app.register(doraRoutes, { ctx });
   return app;
+}
+
+/**
+ * Fastify's own hop count believes nothing (it cannot check the peer), so hops are counted here, as
+ * proxy-addr counts them: the `hops` nearest addresses are proxies, the next one is the client.
+ */
+function proxyTrust(trusted: TrustedProxies): false | string[] | ((address: string, hop: number) => boolean) {
+  if (trusted === false) return false;
+  if ('hops' in trusted) return (_address, hop) => hop < trusted.hops;
+  return trusted.addresses;
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });

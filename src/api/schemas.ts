@@ -75,13 +75,15 @@ export const submitResultSchema = z
   .object({
     releaseId: z.string().describe('release/<service>/<environment>/<version>.'),
     disposition: z
-      .enum(['started', 'queued', 'duplicate', 'busy', 'accepted'])
+      .enum(['started', 'queued', 'duplicate', 'busy', 'accepted', 'stale'])
       .describe(
         'started: running now; queued: starts when the release it supersedes has rolled back; duplicate: this version was already submitted; ' +
           'busy: a drill refused because a release is in flight (answered 409 where one release was asked for); ' +
-          'accepted: handed to the lane without waiting for its decision (Prefer: respond-async), answered 202.',
+          'accepted: handed to the lane without waiting for its decision (Prefer: respond-async), answered 202; ' +
+          'stale: refused because its commit is older than one already started or queued (versions never go back; answered 409 where one release was asked for).',
       ),
     supersedes: z.string().optional().describe('The release in flight that this one supersedes.'),
+    reason: z.string().optional().describe('Why the lane refused it (stale).'),
     replayed: z.boolean().optional().describe('A redelivered webhook: the answer of its first delivery.'),
   })
   .describe('Where the submitted release went.');
@@ -110,7 +112,7 @@ export const releaseStatusSchema = z
     stepCount: z.number(),
     routes: z.looseObject({ canaryWeight: z.number(), internalAudience: z.looseObject({ header: z.string(), value: z.string() }).nullable() }),
     pause: z.looseObject({ cause: z.string(), actor: z.string(), reason: z.string(), at: z.string() }).nullable(),
-    analysis: z.array(z.looseObject({ at: z.string(), step: z.string(), phase: z.string(), measurements: z.array(z.unknown()) })),
+    analysis: z.array(z.looseObject({ at: z.string(), step: z.string(), outcome: z.string(), windowSeconds: z.number(), verdicts: z.array(z.unknown()) })),
     loadTests: z.array(z.unknown()),
     compensation: z.array(z.string()).describe('Undos registered so far, oldest first.'),
     history: z.array(transitionSchema).describe('Every transition, with actor and reason: the audit trail.'),
@@ -159,7 +161,7 @@ export function summaryBodies(summaries: ReleaseSummary[]): z.output<typeof rele
   return summaries as unknown as z.output<typeof releaseSummarySchema>[];
 }
 
-/** The HTTP status of a submission; a drill refused by a busy lane is a conflict, answered as a problem. */
+/** The HTTP status of a submission; a drill refused by a busy lane, or a stale commit, is a conflict, answered as a problem. */
 export function submitStatus(result: SubmitResult): 200 | 201 | 202 {
   switch (result.disposition) {
     case 'started':
@@ -172,6 +174,10 @@ export function submitStatus(result: SubmitResult): 200 | 201 | 202 {
     case 'busy': {
       const detail = `${result.releaseId} is in flight; a drill never supersedes a release`;
       throw new ProblemError(409, 'lane-busy', detail, [{ field: 'body.drill', message: detail }]);
+    }
+    case 'stale': {
+      const detail = result.reason ?? 'an older commit than one already started or queued';
+      throw new ProblemError(409, 'stale-version', detail, [{ field: 'body.commit.time', message: detail }]);
     }
   }
 }

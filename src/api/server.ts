@@ -3,6 +3,7 @@ import type { Client } from '@temporalio/client';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import pino from 'pino';
 import type { RampartConfig } from '../config';
+import { OutboundAllowlist } from '../providers/outbound';
 import { DrillClient } from '../temporal/drills';
 import { ReleaseClient } from '../temporal/releases';
 import { buildApp } from './app';
@@ -69,7 +70,8 @@ export async function startApi(options: StartApiOptions): Promise<RunningApi> {
     settings.tokens = [local.token];
     localTokenFile = local.file;
   }
-  const specs = settings.specsDir ? SpecRegistry.load(settings.specsDir) : new SpecRegistry();
+  const outbound = OutboundAllowlist.parse(config.RAMPART_OUTBOUND_HOSTS);
+  const specs = settings.specsDir ? SpecRegistry.load(settings.specsDir, outbound) : new SpecRegistry([], outbound);
   const app = await buildApp({
     releases: new ReleaseClient(client, config.RAMPART_TASK_QUEUE),
     drills: new DrillClient(client, config.RAMPART_TASK_QUEUE),

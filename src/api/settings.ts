@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { ConfigError, projectPath, type RampartConfig } from '../config';
+import { ConfigError, projectPath, type RampartConfig, type TrustedProxies } from '../config';
 import { parseDuration } from '../engine/duration';
 import { parseTokens, TokenConfigError, type ApiToken } from './auth';
 
@@ -18,7 +18,8 @@ export interface ApiSettings {
   /** How long a command may take before the API answers 202 with the state so far. */
   commandWaitMs: number;
   deliveryCacheSize: number;
-  trustProxy: boolean;
+  /** Who may tell the client's address (X-Forwarded-For): never everyone. */
+  trustProxy: TrustedProxies;
   metricsPublic: boolean;
   specsDir: string | null;
 }

@@ -7,21 +7,50 @@ import { basename, extname, join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { ConfigError } from '../config';
+import { OutboundAllowlist } from '../providers/outbound';
 import { InvalidSpecError, validateReleaseSpec } from '../spec/parse';
+import {
+  outboundProblems,
+  releaseLimitsSchema,
+  releaseSpecFromRequest,
+  type ReleaseLimits,
+  type ReleaseRequest,
+} from '../spec/release-request';
 import { alertPolicySchema, nameSchema, type AlertPolicy, type ReleaseSpec } from '../spec/release-spec';
-import { fieldsFromIssues } from './problem';
+import { fieldsFromIssues, ProblemError } from './problem';
+
+/**
+ * The workflow_run events (what started the run) that may release. `push`: the commit is already on
+ * the branch, put there by someone with write access (and through review, where the branch is
+ * protected). `workflow_dispatch`: a run started by hand by someone with write access; the branch
+ * check keeps it to the bound branch. Every other trigger runs code or refs an outsider can choose
+ * (`pull_request`, `pull_request_target`, `issue_comment`, `merge_group` on a queue branch…).
+ */
+export const GITHUB_RELEASE_EVENTS = ['push', 'workflow_dispatch'] as const;
 
 export const githubBindingSchema = z
   .object({
     repository: z
       .string()
       .regex(/^[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+$/, 'use owner/name')
-      .describe('The repository (owner/name) whose successful workflow runs and deployments release this service.'),
+      .describe('The repository (owner/name) whose workflow runs and deployments release this service; runs of forks never do.'),
     workflows: z
       .array(z.string().min(1))
       .default([])
-      .describe('Workflows (names, or paths such as .github/workflows/build.yml) whose successful runs start a release; empty: any.'),
-    branches: z.array(z.string().min(1)).default([]).describe('Branches whose runs start a release; empty: any.'),
+      .describe('Workflows (names, or paths such as .github/workflows/build.yml: paths are unique, names are not) whose successful runs release; empty: no workflow run releases.'),
+    branches: z
+      .array(z.string().min(1))
+      .default([])
+      .describe("Branches whose runs release; empty: the repository's default branch (repository.default_branch of each payload)."),
+    events: z
+      .array(z.enum(GITHUB_RELEASE_EVENTS))
+      .min(1)
+      .default([...GITHUB_RELEASE_EVENTS])
+      .describe('What may have started a releasing run (workflow_run.event): push and workflow_dispatch; no other trigger is accepted.'),
+    environments: z
+      .array(z.string().min(1).max(200))
+      .default([])
+      .describe('GitHub deployment environments (names, any case) whose deployment events release this service; empty: deployments release nothing.'),
   })
   .strict();
 
@@ -29,6 +58,7 @@ export const githubBindingSchema = z
 export const registeredSpecFileSchema = z
   .object({
     github: githubBindingSchema.optional().describe('Which GitHub events release this service.'),
+    limits: releaseLimitsSchema.default(() => releaseLimitsSchema.parse({})).describe('How far a request (API, CI, drill) may vary this spec.'),
     spec: z.record(z.string(), z.unknown()).describe('The release spec, without version; service defaults to the file name.'),
   })
   .strict();
@@ -41,6 +71,8 @@ export interface RegisteredSpec {
   file: string;
   github: GitHubBinding | null;
   alerts: AlertPolicy;
+  /** How far a request may vary the spec. */
+  limits: ReleaseLimits;
   /** The spec as written, without version; filled in and validated per release. */
   template: Record<string, unknown>;
 }
@@ -57,10 +89,14 @@ export interface ReleaseFacts {
 const PLACEHOLDER_VERSION = 'feedfacefeedfacefeedfacefeedfacefeedface';
 
 export class SpecRegistry {
-  constructor(private readonly entries: readonly RegisteredSpec[] = []) {}
+  /** `outbound`: the hosts hooks and notifications may call (RAMPART_OUTBOUND_HOSTS); default none. */
+  constructor(
+    private readonly entries: readonly RegisteredSpec[] = [],
+    readonly outbound: OutboundAllowlist = new OutboundAllowlist(),
+  ) {}
 
   /** Reads every .yaml, .yml and .json file of the folder; any bad file stops the start with the file and field named. */
-  static load(dir: string): SpecRegistry {
+  static load(dir: string, outbound: OutboundAllowlist = new OutboundAllowlist()): SpecRegistry {
     let files: string[];
     try {
       files = readdirSync(dir)
@@ -73,7 +109,7 @@ export class SpecRegistry {
     const problems: { field: string; message: string }[] = [];
     for (const file of files) {
       try {
-        const entry = parseRegisteredSpec(readFileSync(join(dir, file), 'utf8'), file);
+        const entry = parseRegisteredSpec(readFileSync(join(dir, file), 'utf8'), file, outbound);
         const twin = entries.find((e) => e.service === entry.service && e.environment === entry.environment);
         if (twin) problems.push({ field: file, message: `${entry.service}/${entry.environment} is also registered by ${twin.file}` });
         else entries.push(entry);
@@ -83,7 +119,21 @@ export class SpecRegistry {
       }
     }
     if (problems.length) throw new ConfigError(problems);
-    return new SpecRegistry(entries);
+    return new SpecRegistry(entries, outbound);
+  }
+
+  /**
+   * The release a request asks for: the registered spec of its service with the request's version
+   * and overrides, or, for a service with none, its inline spec on the simulated target. Throws
+   * InvalidSpecError naming each field by its path in the request.
+   */
+  releaseFor(request: ReleaseRequest, requestedBy: string): ReleaseSpec {
+    const found = this.find(request.service, request.environment);
+    if (found && 'ambiguous' in found) {
+      const detail = `${request.service} has specs for ${found.ambiguous.join(', ')}: say which in environment`;
+      throw new ProblemError(422, 'ambiguous-environment', detail, [{ field: 'body.environment', message: detail }]);
+    }
+    return releaseSpecFromRequest(request, { registered: found, outboundRefusal: (url) => this.outbound.refusal(url), requestedBy });
   }
 
   list(): readonly RegisteredSpec[] {
@@ -98,16 +148,9 @@ export class SpecRegistry {
     return { ambiguous: matches.map((e) => e.environment) };
   }
 
-  /** The specs a GitHub repository's event releases: bound to the repository, the workflow and the branch. */
-  forGitHub(repository: string, run: { workflow?: string[]; branch?: string | null; environment?: string }): RegisteredSpec[] {
-    return this.entries.filter((e) => {
-      const binding = e.github;
-      if (!binding || binding.repository.toLowerCase() !== repository.toLowerCase()) return false;
-      if (run.environment !== undefined && e.environment !== run.environment) return false;
-      if (run.workflow && binding.workflows.length && !binding.workflows.some((w) => run.workflow!.includes(w))) return false;
-      if (run.branch !== undefined && binding.branches.length && (!run.branch || !binding.branches.includes(run.branch))) return false;
-      return true;
-    });
+  /** The specs bound to a GitHub repository; which of its events release each one is github.ts's decision. */
+  forGitHub(repository: string): RegisteredSpec[] {
+    return this.entries.filter((e) => e.github !== null && e.github.repository.toLowerCase() === repository.toLowerCase());
   }
 
   /** The registered spec with this release's version, commit and requester: validated like any spec. */
@@ -124,7 +167,7 @@ export class SpecRegistry {
   }
 }
 
-export function parseRegisteredSpec(text: string, file: string): RegisteredSpec {
+export function parseRegisteredSpec(text: string, file: string, outbound: OutboundAllowlist = new OutboundAllowlist()): RegisteredSpec {
   let decoded: unknown;
   try {
     decoded = parseYaml(text, { uniqueKeys: true });
@@ -149,12 +192,15 @@ export function parseRegisteredSpec(text: string, file: string): RegisteredSpec 
     if (error instanceof InvalidSpecError) throw new InvalidSpecError(error.problems.map((p) => ({ field: `spec.${p.field}`, message: p.message })));
     throw error;
   }
+  const unreachable = outboundProblems(checked, (url) => outbound.refusal(url));
+  if (unreachable.length) throw new InvalidSpecError(unreachable.map((p) => ({ field: `spec.${p.field}`, message: p.message })));
   return {
     service: checked.service,
     environment: checked.environment,
     file,
     github: parsed.data.github ?? null,
     alerts: alertPolicySchema.parse(checked.alerts),
+    limits: parsed.data.limits,
     template: { ...template, service: checked.service },
   };
 }

@@ -1,114 +1,314 @@
-// Pure analysis: judges measurements and decides what a bake does next. Dependency-free, so the
-// release workflow imports it and the decision is part of the replayable history.
+// The judge: weighs the evidence of one look (counts and latency distributions per track, since the
+// step moved traffic) with anytime-valid tests, so looking every few seconds never inflates false
+// rollbacks. Pure and dependency-free: the release workflow imports it, so every verdict is part of
+// the replayable history. docs/analysis.md has the math and its references.
+import type { CheckSpec, LatencyCheckSpec, RatioCheckSpec } from '../spec/release-spec';
+import {
+  countAbove,
+  differenceInterval,
+  histogramQuantile,
+  histogramTotal,
+  rate,
+  rateInterval,
+  samplesToResolve,
+  type Counts,
+  type Histogram,
+  type Interval,
+} from './statistics';
 
-/** Argo Rollouts' phase set, narrowed to what a single measurement can be. */
-export type MeasurementPhase = 'Successful' | 'Failed' | 'Inconclusive' | 'Error';
+export type Track = 'canary' | 'stable';
 
-export interface CheckThresholds {
-  name: string;
-  max?: number;
-  min?: number;
-  maxIncreaseOverStable?: number;
-}
+/** What a metric provider returns for one track: counts for a ratio check, a histogram for a latency check. */
+export type TrackEvidence = ({ kind: 'counts' } & Counts) | ({ kind: 'histogram' } & Histogram);
 
-/** What the metric provider returned for one check: numbers, null for no data, or the error it threw. */
-export interface RawMeasurement {
+/** One check's evidence; null for a track with no data; `error` when the provider could not answer. */
+export interface CheckEvidence {
   check: string;
-  canary: number | null;
-  stable: number | null;
+  canary: TrackEvidence | null;
+  stable: TrackEvidence | null;
   error?: string;
 }
 
-export interface Measurement extends RawMeasurement {
-  phase: MeasurementPhase;
-  /** Why the phase is what it is, in words an operator can act on. */
+/** Everything one look gathered. */
+export interface AnalysisEvidence {
+  checks: CheckEvidence[];
+  /** Seconds of traffic the evidence covers (since the step moved traffic). */
+  windowSeconds: number;
+  /** Set when the router reports the canary's server down while traffic is routed to it. */
+  canaryDown?: string | null;
+}
+
+export type VerdictOutcome = 'pass' | 'fail' | 'inconclusive' | 'error';
+
+/** A check's verdict with the evidence behind it, so the status can show why. */
+export interface CheckVerdict {
+  check: string;
+  outcome: VerdictOutcome;
+  /** Why, in a sentence an operator can act on. */
   message: string;
+  canary?: Counts;
+  stable?: Counts;
+  /** The tested quantity (a share), its anytime-valid interval, and the limit it was held to. */
+  estimate?: number;
+  interval?: [number, number];
+  limit?: number;
+  /** Latency checks: the threshold in seconds the slow share was counted above. */
+  thresholdSeconds?: number;
+  /** Canary events that would probably settle the question, when the answer is "not enough evidence yet". */
+  samplesNeeded?: number;
 }
 
-/**
- * `stableServes: false` at 100%: stable takes no traffic, so a comparison with it has no data and
- * would only ever be inconclusive; the absolute thresholds still apply.
- */
-export function judgeMeasurement(check: CheckThresholds, raw: RawMeasurement, options: { stableServes?: boolean } = {}): Measurement {
-  const verdict = (phase: MeasurementPhase, message: string): Measurement => ({ ...raw, phase, message });
-  if (raw.error !== undefined) return verdict('Error', `query failed: ${raw.error}`);
-  if (raw.canary === null) return verdict('Inconclusive', 'no data for the canary');
-  if (check.max !== undefined && raw.canary > check.max) return verdict('Failed', `canary ${fmt(raw.canary)} is above the maximum ${fmt(check.max)}`);
-  if (check.min !== undefined && raw.canary < check.min) return verdict('Failed', `canary ${fmt(raw.canary)} is below the minimum ${fmt(check.min)}`);
-  if (check.maxIncreaseOverStable !== undefined && options.stableServes !== false) {
-    if (raw.stable === null) return verdict('Inconclusive', 'no data for stable to compare against');
-    const increase = raw.canary - raw.stable;
-    if (increase > check.maxIncreaseOverStable) {
-      return verdict('Failed', `canary ${fmt(raw.canary)} exceeds stable ${fmt(raw.stable)} by ${fmt(increase)}, more than ${fmt(check.maxIncreaseOverStable)}`);
-    }
-  }
-  return verdict('Successful', 'within thresholds');
-}
-
-/** One analysis run: every check measured once. Its phase is the worst of its measurements. */
 export interface AnalysisRun {
   at: string;
   step: string;
-  phase: MeasurementPhase;
-  measurements: Measurement[];
+  outcome: VerdictOutcome;
+  windowSeconds: number;
+  verdicts: CheckVerdict[];
 }
 
-const SEVERITY: Record<MeasurementPhase, number> = { Successful: 0, Inconclusive: 1, Error: 2, Failed: 3 };
-
-export function runPhase(measurements: readonly Measurement[]): MeasurementPhase {
-  return measurements.reduce<MeasurementPhase>((worst, m) => (SEVERITY[m.phase] > SEVERITY[worst] ? m.phase : worst), 'Successful');
+export interface JudgeOptions {
+  /** Confidence a failure needs (alpha = 1 - confidence). */
+  confidence: number;
+  /** Confidence a pass needs. */
+  passConfidence: number;
+  /** Canary events a check needs before it may decide anything. */
+  minCanarySamples: number;
+  /** False at 100%: stable takes no traffic, so comparisons are skipped and only absolute limits judge. */
+  stableServes: boolean;
+  /** Only internal users reach the canary: named in the "not enough traffic" message. */
+  internalOnly?: boolean;
 }
 
-export interface AnalysisLimits {
-  failureLimit: number;
-  inconclusiveLimit: number;
-  consecutiveSuccesses: number;
+/** One side of a check: an interval held to a limit. */
+interface Test {
+  name: string;
+  interval: Interval;
+  limit: number;
+  /** Which side of the limit is bad. */
+  bad: 'above' | 'below';
 }
 
-/** Counters kept across the runs of one step. A query error counts as inconclusive: it is no data. */
-export interface AnalysisTally {
-  failures: number;
-  inconclusive: number;
-  consecutiveSuccesses: number;
-}
-
-export const EMPTY_TALLY: AnalysisTally = { failures: 0, inconclusive: 0, consecutiveSuccesses: 0 };
-
-export type AnalysisDecision =
-  /** Too many failed runs: roll back. */
-  | { kind: 'fail'; reason: string }
-  /** Too many runs without data: pause for a person, never promote. */
-  | { kind: 'pause'; reason: string }
-  /** Keep baking; `healthy` says whether the step may advance now. */
-  | { kind: 'continue'; healthy: boolean };
-
-export function tally(previous: AnalysisTally, phase: MeasurementPhase): AnalysisTally {
-  switch (phase) {
-    case 'Successful':
-      return { ...previous, consecutiveSuccesses: previous.consecutiveSuccesses + 1 };
-    case 'Failed':
-      return { ...previous, failures: previous.failures + 1, consecutiveSuccesses: 0 };
-    case 'Inconclusive':
-    case 'Error':
-      return { ...previous, inconclusive: previous.inconclusive + 1, consecutiveSuccesses: 0 };
+function decideTest(test: Test): 'fail' | 'pass' | 'inconclusive' {
+  const { interval, limit, bad } = test;
+  if (bad === 'above') {
+    if (interval.lower > limit) return 'fail';
+    if (interval.upper <= limit) return 'pass';
+  } else {
+    if (interval.upper < limit) return 'fail';
+    if (interval.lower >= limit) return 'pass';
   }
+  return 'inconclusive';
 }
 
-export function decide(limits: AnalysisLimits, counts: AnalysisTally, run: AnalysisRun): AnalysisDecision {
-  if (counts.failures > limits.failureLimit) {
-    const failed = run.measurements.filter((m) => m.phase === 'Failed').map((m) => `${m.check}: ${m.message}`);
-    return { kind: 'fail', reason: `analysis failed ${counts.failures} time(s), limit ${limits.failureLimit}: ${failed.join('; ') || run.phase}` };
-  }
-  if (counts.inconclusive > limits.inconclusiveLimit) {
-    const unclear = run.measurements.filter((m) => m.phase === 'Inconclusive' || m.phase === 'Error').map((m) => `${m.check}: ${m.message}`);
-    return {
-      kind: 'pause',
-      reason: `analysis inconclusive ${counts.inconclusive} time(s), limit ${limits.inconclusiveLimit}: ${unclear.join('; ') || run.phase}`,
-    };
-  }
-  return { kind: 'continue', healthy: counts.consecutiveSuccesses >= limits.consecutiveSuccesses };
+const pct = (share: number) => `${(share * 100).toFixed(share !== 0 && Math.abs(share) < 0.001 ? 3 : 2).replace(/\.?0+$/, '')}%`;
+const ms = (seconds: number) => `${(seconds * 1000).toFixed(seconds < 0.01 ? 2 : 0)} ms`;
+
+function insufficient(check: string, canary: Counts, needed: number, options: JudgeOptions, why: string): CheckVerdict {
+  const who = options.internalOnly ? ' (only internal users reach the canary in this step)' : '';
+  const need = Number.isFinite(needed) ? `; about ${needed} needed ${why}` : '';
+  return {
+    check,
+    outcome: 'inconclusive',
+    message: `insufficient traffic: ${canary.total} canary requests${who}${need}`,
+    canary,
+    samplesNeeded: needed,
+  };
 }
 
-function fmt(value: number): string {
-  return Number.isInteger(value) ? String(value) : value.toFixed(4).replace(/0+$/, '');
+/** Combines a check's tests: any failure fails; all passing passes; otherwise not enough evidence yet. */
+function combine(check: string, tests: Test[], canary: Counts, stable: Counts | undefined, options: JudgeOptions, describe: (t: Test) => string): CheckVerdict {
+  const decided = tests.map((test) => ({ test, outcome: decideTest(test) }));
+  const failed = decided.find((d) => d.outcome === 'fail');
+  const open = decided.find((d) => d.outcome === 'inconclusive');
+  const shown = failed ?? open ?? decided[0]!;
+  const { interval, limit } = shown.test;
+  const base = {
+    check,
+    canary,
+    ...(stable ? { stable } : {}),
+    estimate: interval.estimate,
+    interval: [interval.lower, interval.upper] as [number, number],
+    limit,
+  };
+  if (failed) return { ...base, outcome: 'fail', message: `${describe(failed.test)} (${pct(options.confidence)} confidence)` };
+  if (!open) return { ...base, outcome: 'pass', message: decided.map((d) => describe(d.test)).join('; ') };
+  const distance = Math.max(Math.abs(open.test.limit - open.test.interval.estimate), 0.002);
+  const p = Math.max(rate(canary), stable ? rate(stable) : 0);
+  const needed = samplesToResolve(p, distance, 1 - options.passConfidence, TAU, open.test.name === 'compared with stable');
+  return { ...base, outcome: 'inconclusive', message: `not enough evidence yet: ${describe(open.test)}; about ${needed} canary requests needed to tell`, samplesNeeded: needed };
+}
+
+/** The mixing scale of the mixture boundary: tuned to effects of a few points, the size that matters here. */
+export const TAU = 0.02;
+
+function asCounts(evidence: TrackEvidence | null): Counts | null {
+  return evidence && evidence.kind === 'counts' ? { events: Math.round(evidence.events), total: Math.round(evidence.total) } : null;
+}
+
+function asHistogram(evidence: TrackEvidence | null): Histogram | null {
+  return evidence && evidence.kind === 'histogram' ? { buckets: evidence.buckets } : null;
+}
+
+function judgeRatio(check: RatioCheckSpec, evidence: CheckEvidence, options: JudgeOptions): CheckVerdict {
+  const canary = asCounts(evidence.canary);
+  if (!canary || canary.total <= 0) return { check: check.name, outcome: 'inconclusive', message: options.internalOnly ? 'no canary traffic: no internal users reached the canary yet' : 'no data for the canary' };
+  const alphaFail = 1 - options.confidence;
+  const alphaPass = 1 - options.passConfidence;
+  const compare = check.maxIncreaseOverStable !== undefined && options.stableServes;
+  if (canary.total < options.minCanarySamples) {
+    const margin = check.maxIncreaseOverStable ?? 0.02;
+    const needed = Math.max(options.minCanarySamples, samplesToResolve(Math.max(rate(canary), 0.01), margin, alphaPass, TAU, compare));
+    return insufficient(check.name, canary, needed, options, `to tell ${pct(margin)} at ${pct(options.passConfidence)}`);
+  }
+  const tests: Test[] = [];
+  let stable: Counts | undefined;
+  if (compare) {
+    const stableCounts = asCounts(evidence.stable);
+    if (!stableCounts || stableCounts.total < options.minCanarySamples) {
+      return { check: check.name, outcome: 'inconclusive', message: `no data for stable to compare against (${stableCounts?.total ?? 0} stable requests)`, canary };
+    }
+    stable = stableCounts;
+    tests.push({ name: 'compared with stable', interval: differenceInterval(canary, stable, alphaFail, alphaPass, TAU), limit: check.maxIncreaseOverStable!, bad: 'above' });
+  }
+  if (check.max !== undefined) tests.push({ name: 'maximum', interval: rateInterval(canary, alphaFail, alphaPass, TAU), limit: check.max, bad: 'above' });
+  if (check.min !== undefined) tests.push({ name: 'minimum', interval: rateInterval(canary, alphaFail, alphaPass, TAU), limit: check.min, bad: 'below' });
+  if (tests.length === 0) {
+    return { check: check.name, outcome: 'pass', message: `not compared: stable takes no traffic at 100% (judged in the earlier steps); canary ${pct(rate(canary))} of ${canary.total}`, canary };
+  }
+  const share = `canary ${pct(rate(canary))} (${canary.events}/${canary.total})`;
+  return combine(check.name, tests, canary, stable, options, (test) => {
+    const range = `[${pct(test.interval.lower)}, ${pct(test.interval.upper)}]`;
+    if (test.name === 'compared with stable') {
+      const verb = decideTest(test) === 'fail' ? 'exceeds' : decideTest(test) === 'pass' ? 'is within' : 'may exceed';
+      return `${share} ${verb} stable ${pct(rate(stable!))} (${stable!.events}/${stable!.total}) by more than ${pct(test.limit)}: difference ${pct(test.interval.estimate)}, interval ${range}`;
+    }
+    const side = test.bad === 'above' ? 'maximum' : 'minimum';
+    return `${share} against the ${side} ${pct(test.limit)}: interval ${range}`;
+  });
+}
+
+function judgeLatency(check: LatencyCheckSpec, evidence: CheckEvidence, options: JudgeOptions): CheckVerdict {
+  const canaryHistogram = asHistogram(evidence.canary);
+  const canaryTotal = canaryHistogram ? Math.round(histogramTotal(canaryHistogram)) : 0;
+  if (!canaryHistogram || canaryTotal <= 0) return { check: check.name, outcome: 'inconclusive', message: options.internalOnly ? 'no canary traffic: no internal users reached the canary yet' : 'no latency data for the canary' };
+  const q = check.quantile;
+  const allowedSlowShare = 1 - q;
+  const alphaFail = 1 - options.confidence;
+  const alphaPass = 1 - options.passConfidence;
+  const label = `p${Math.round(q * 1000) / 10}`;
+  if (canaryTotal < options.minCanarySamples) {
+    const needed = Math.max(options.minCanarySamples, samplesToResolve(allowedSlowShare / 2, allowedSlowShare / 2, alphaPass, TAU, false));
+    return insufficient(check.name, { events: 0, total: canaryTotal }, needed, options, `to judge the ${label} at ${pct(options.passConfidence)}`);
+  }
+  const tests: Array<Test & { threshold: number; slow: Counts }> = [];
+  let stableQuantile: number | null = null;
+  if (check.maxRatioOverStable !== undefined && options.stableServes) {
+    const stableHistogram = asHistogram(evidence.stable);
+    const stableTotal = stableHistogram ? histogramTotal(stableHistogram) : 0;
+    stableQuantile = stableHistogram && stableTotal >= options.minCanarySamples ? histogramQuantile(stableHistogram, q) : null;
+    if (stableQuantile === null) {
+      return { check: check.name, outcome: 'inconclusive', message: `no latency data for stable to compare against (${Math.round(stableTotal)} stable requests)` };
+    }
+    // "Canary's quantile at most ratio x stable's" is "at most (1 - q) of canary requests slower than that": a share, tested like errors.
+    const threshold = stableQuantile * check.maxRatioOverStable;
+    const slow = countAbove(canaryHistogram, threshold);
+    tests.push({ name: 'compared with stable', interval: rateInterval(slow, alphaFail, alphaPass, TAU), limit: allowedSlowShare, bad: 'above', threshold, slow });
+  }
+  if (check.max !== undefined) {
+    const slow = countAbove(canaryHistogram, check.max);
+    tests.push({ name: 'maximum', interval: rateInterval(slow, alphaFail, alphaPass, TAU), limit: allowedSlowShare, bad: 'above', threshold: check.max, slow });
+  }
+  const canaryQuantile = histogramQuantile(canaryHistogram, q);
+  if (tests.length === 0) {
+    return { check: check.name, outcome: 'pass', message: `not compared: stable takes no traffic at 100% (judged in the earlier steps); canary ${label} ${ms(canaryQuantile ?? 0)}` };
+  }
+  const verdict = combine(check.name, tests, tests[0]!.slow, undefined, options, (test) => {
+    const t = test as (typeof tests)[number];
+    const slowShare = `${pct(rate(t.slow))} of ${t.slow.total} canary requests slower than ${ms(t.threshold)}`;
+    const against = t.name === 'compared with stable' ? `${check.maxRatioOverStable}x stable's ${label} of ${ms(stableQuantile!)}` : `the maximum ${ms(t.threshold)}`;
+    return `canary ${label} ${ms(canaryQuantile ?? 0)}: ${slowShare} (${against}; at most ${pct(allowedSlowShare)} allowed), interval [${pct(t.interval.lower)}, ${pct(t.interval.upper)}]`;
+  });
+  const shown = tests.find((t) => t.limit === verdict.limit && t.interval.estimate === verdict.estimate) ?? tests[0]!;
+  return { ...verdict, thresholdSeconds: shown.threshold };
+}
+
+/** Judges one check's evidence. */
+export function judgeCheck(check: CheckSpec, evidence: CheckEvidence, options: JudgeOptions): CheckVerdict {
+  if (evidence.error !== undefined) return { check: check.name, outcome: 'error', message: `query failed: ${evidence.error}` };
+  return check.kind === 'ratio' ? judgeRatio(check, evidence, options) : judgeLatency(check, evidence, options);
+}
+
+const SEVERITY: Record<VerdictOutcome, number> = { pass: 0, inconclusive: 1, error: 2, fail: 3 };
+
+/** The run's outcome is its worst verdict: one failure fails the run; a pass needs every check to pass. */
+export function runOutcome(verdicts: readonly CheckVerdict[]): VerdictOutcome {
+  return verdicts.reduce<VerdictOutcome>((worst, v) => (SEVERITY[v.outcome] > SEVERITY[worst] ? v.outcome : worst), 'pass');
+}
+
+/** Judges every check of one look; a canary the router reports down fails at once, whatever the counters say. */
+export function judgeEvidence(checks: readonly CheckSpec[], evidence: AnalysisEvidence, options: JudgeOptions, at: string, step: string): AnalysisRun {
+  const verdicts: CheckVerdict[] = [];
+  if (evidence.canaryDown) verdicts.push({ check: 'canary-health', outcome: 'fail', message: `the canary is down while it takes traffic: ${evidence.canaryDown}` });
+  for (const check of checks) {
+    const found = evidence.checks.find((e) => e.check === check.name) ?? { check: check.name, canary: null, stable: null };
+    verdicts.push(judgeCheck(check, found, options));
+  }
+  return { at, step, outcome: runOutcome(verdicts), windowSeconds: evidence.windowSeconds, verdicts };
+}
+
+/** The verdicts that explain a run's outcome, joined for a status line or a rollback reason. */
+export function explainRun(run: AnalysisRun): string {
+  const shown = run.verdicts.filter((v) => v.outcome === run.outcome);
+  return (shown.length ? shown : run.verdicts).map((v) => `${v.check}: ${v.message}`).join('; ');
+}
+
+/** One version's synthetic load result, as the judge needs it. */
+export interface LoadSample {
+  requests: number;
+  errors: number;
+  histogram: Histogram;
+}
+
+/**
+ * The synthetic step's verdict: the new version and stable took the same load at the same time, and
+ * are compared as user traffic is (error share within the margin, p95 within the ratio), plus any
+ * absolute limits the load test sets, each judged with its sample size.
+ */
+export function judgeSyntheticLoad(
+  load: {
+    maxIncreaseOverStable: number;
+    maxLatencyRatioOverStable: number;
+    maxErrorRate?: number | undefined;
+    maxP95LatencyMs?: number | undefined;
+    maxP99LatencyMs?: number | undefined;
+  },
+  result: { canary: LoadSample; stable: LoadSample | null },
+  options: Omit<JudgeOptions, 'stableServes' | 'internalOnly'>,
+  at: string,
+  step: string,
+): AnalysisRun {
+  const judge = { ...options, stableServes: result.stable !== null };
+  const counts = (s: LoadSample | null): TrackEvidence | null => s && { kind: 'counts', events: s.errors, total: s.requests };
+  const histogram = (s: LoadSample | null): TrackEvidence | null => s && { kind: 'histogram', ...s.histogram };
+  const checks: CheckSpec[] = [
+    { name: 'load-errors', kind: 'ratio', events: '', total: '', maxIncreaseOverStable: load.maxIncreaseOverStable, ...(load.maxErrorRate !== undefined ? { max: load.maxErrorRate } : {}) },
+    {
+      name: 'load-latency-p95',
+      kind: 'latency',
+      buckets: '',
+      quantile: 0.95,
+      maxRatioOverStable: load.maxLatencyRatioOverStable,
+      ...(load.maxP95LatencyMs !== undefined ? { max: load.maxP95LatencyMs / 1000 } : {}),
+    },
+  ];
+  if (load.maxP99LatencyMs !== undefined) checks.push({ name: 'load-latency-p99', kind: 'latency', buckets: '', quantile: 0.99, max: load.maxP99LatencyMs / 1000 });
+  const evidence: AnalysisEvidence = {
+    windowSeconds: 0,
+    checks: checks.map((check) =>
+      check.kind === 'ratio'
+        ? { check: check.name, canary: counts(result.canary), stable: counts(result.stable) }
+        : { check: check.name, canary: histogram(result.canary), stable: histogram(result.stable) },
+    ),
+  };
+  return judgeEvidence(checks, evidence, judge, at, step);
 }

@@ -84,6 +84,10 @@ export function judgeDrill(status: ReleaseStatus, sloMs: number): Pick<DrillResu
   const timeToDetectMs = exposed !== null && detected !== null ? Math.max(0, detected - exposed) : null;
   const timeToSafeMs = exposed !== null && safe !== null && detected !== null ? Math.max(0, safe - exposed) : null;
   const outcome = status.outcome?.result;
+  const undetected = status.history.find((t) => t.event === 'drill-fault-undetected');
+  if (undetected) {
+    return { result: 'failed', reason: `the faulty build was not caught by the canary phase: ${undetected.reason ?? ''}`, timeToDetectMs, timeToSafeMs };
+  }
   if (outcome === 'superseded' || outcome === 'cancelled') {
     return { result: 'skipped', reason: `the drill release was ${outcome}: ${status.outcome?.reason ?? ''}`, timeToDetectMs, timeToSafeMs };
   }

@@ -5,7 +5,7 @@ import type { Sinks } from '@temporalio/workflow';
 import type { Outcome, PauseCause, Phase } from './release-state';
 
 /** Why a release rolled back, as a small set of labels a dashboard can group by. */
-export type RollbackReason = 'analysis' | 'load-test' | 'step-failed' | 'aborted' | 'alert' | 'superseded' | 'cancelled';
+export type RollbackReason = 'analysis' | 'load-test' | 'step-failed' | 'aborted' | 'alert' | 'superseded' | 'cancelled' | 'drill-undetected';
 
 export type ReleaseEvent =
   | { type: 'started'; service: string; environment: string; version: string; drill: boolean }

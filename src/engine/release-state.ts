@@ -1,7 +1,7 @@
 // The release's observable state and the rules for operator commands. Pure: the workflow keeps one
 // of these, the API and CLI read it through the status query, and the tests table the rules.
 
-import type { Measurement, MeasurementPhase } from './analysis';
+import type { AnalysisRun } from './analysis';
 
 export type Phase = 'synthetic' | 'canary' | 'ramp' | 'full';
 
@@ -31,7 +31,25 @@ export interface ReleaseCommand {
   reason: string;
   /** Where the command came from; alert pauses are told apart from operator pauses. */
   source?: 'operator' | 'alert';
+  /**
+   * The step the sender saw (the API and CLI fill it in from the status): a command meant for one step
+   * is refused once the release has moved on, rather than acting on a step the sender never saw.
+   */
+  step?: string;
 }
+
+/** What the release is doing right now; promote is only meaningful while a step bakes. */
+export type ReleaseActivity =
+  | 'starting'
+  | 'awaiting-approval'
+  | 'running-hooks'
+  | 'deploying'
+  | 'load-testing'
+  | 'moving-traffic'
+  | 'baking'
+  | 'finalizing'
+  | 'rolling-back'
+  | 'finished';
 
 export interface RoutesView {
   canaryWeight: number;
@@ -47,25 +65,28 @@ export interface Transition {
   reason?: string;
 }
 
-export interface LoadTestRecord {
-  step: string;
-  passed: boolean;
-  reason: string;
-  result: {
-    requests: number;
-    errors: number;
-    errorRate: number;
-    requestsPerSecond: number;
-    latencyMs: { p50: number; p95: number; p99: number };
-  };
+/** A load result as the status shows it: the figures, without the histogram the judge weighed. */
+export interface LoadFigures {
+  requests: number;
+  errors: number;
+  errorRate: number;
+  requestsPerSecond: number;
+  latencyMs: { p50: number; p95: number; p99: number };
 }
 
-export interface AnalysisRecord {
-  at: string;
+export interface LoadTestRecord {
   step: string;
-  phase: MeasurementPhase;
-  measurements: Measurement[];
+  /** pass, fail, or inconclusive (too little load to tell: the release pauses). */
+  outcome: 'pass' | 'fail' | 'inconclusive' | 'error';
+  reason: string;
+  canary: LoadFigures;
+  stable: LoadFigures | null;
+  /** The judge's verdicts, with their evidence. */
+  verdicts: AnalysisRun['verdicts'];
 }
+
+/** One look of the analysis: every check judged on the evidence since the step moved traffic. */
+export type AnalysisRecord = AnalysisRun;
 
 export interface ReleaseStatus {
   releaseId: string;
@@ -81,6 +102,11 @@ export interface ReleaseStatus {
   /** The routes last verified on the router. */
   routes: RoutesView;
   pause: { cause: PauseCause; actor: string; reason: string; at: string } | null;
+  activity: ReleaseActivity;
+  /** Set once traffic moves to the new stable instance: the release can only finish forward, and an abort is refused. */
+  pointOfNoReturn?: boolean;
+  /** How many times the release continued as new (long bakes). */
+  generation: number;
   analysis: AnalysisRecord[];
   loadTests: LoadTestRecord[];
   /** Names of the undos registered so far, oldest first; a rollback runs them newest first. */
@@ -96,17 +122,30 @@ export interface ReleaseStatus {
 }
 
 /** Why a command cannot apply now, or null when it can. The API answers 409 with this text. */
-export function rejectCommand(status: Pick<ReleaseStatus, 'state' | 'pause' | 'outcome'>, command: CommandName): string | null {
+export function rejectCommand(
+  status: Pick<ReleaseStatus, 'state' | 'pause' | 'outcome' | 'step'> & Partial<Pick<ReleaseStatus, 'activity' | 'pointOfNoReturn'>>,
+  command: CommandName,
+  step?: string,
+): string | null {
   const { state } = status;
   if (TERMINAL_STATES.includes(state)) return `the release has finished (${state}); nothing to ${command}`;
   if (state === 'rolling-back') return `the release is rolling back; nothing to ${command}`;
+  if (status.pointOfNoReturn && (command === 'abort' || command === 'promote' || command === 'pause')) {
+    return `the release is past its point of no return (traffic is moving to the new stable instance); nothing to ${command}: roll back to a known-good version once it finishes`;
+  }
+  if (step !== undefined && step !== (status.step?.name ?? null)) {
+    return `the ${command} was meant for step ${step}, but the release has moved on to ${status.step?.name ?? 'no step'}`;
+  }
   switch (command) {
     case 'pause':
       return state === 'paused' ? `the release is already paused (${status.pause?.cause ?? 'operator'}: ${status.pause?.reason ?? ''})` : null;
     case 'resume':
       return state === 'paused' ? null : `the release is not paused (it is ${state})`;
     case 'promote':
-      return state === 'awaiting-approval' ? 'the release is waiting for approval at a manual gate: approve it instead' : null;
+      if (state === 'awaiting-approval') return 'the release is waiting for approval at a manual gate: approve it instead';
+      // A promote skips the rest of the bake in progress; sent while traffic moves it would skip the next step's whole bake.
+      if (status.activity !== undefined && status.activity !== 'baking') return `the release is not baking (it is ${status.activity}): a promote skips a bake in progress, send it once the step bakes`;
+      return null;
     case 'approve':
       return state === 'awaiting-approval' ? null : `the release is not waiting for approval (it is ${state})`;
     case 'abort':

@@ -66,8 +66,9 @@ export class ProviderRegistry {
           }),
           router: new HaproxyRouter({ socket: target.haproxySocket }),
           metrics: new PrometheusMetricProvider({ url: target.prometheusUrl }),
-          // Synthetic load goes straight at the canary instance: no user traffic reaches it yet.
-          load: new AutocannonLoadGenerator({ baseUrl: `http://127.0.0.1:${target.canaryPort}` }),
+          // Synthetic load goes straight at the slots: the new version in the canary slot, which no user reaches
+          // yet, and stable beside it under the same load, for the comparison.
+          load: new AutocannonLoadGenerator({ baseUrl: { canary: `http://127.0.0.1:${target.canaryPort}`, stable: `http://127.0.0.1:${target.stablePort}` } }),
         };
       default:
         throw new UnsupportedTargetError((target as { type: string }).type);

@@ -58,22 +58,40 @@ export const headerMatchSchema = z
 
 export const loadTestSchema = z
   .object({
-    rate: z.number().int().positive().max(100_000).default(50).describe('Requests per second sent to the new version.'),
-    connections: z.number().int().positive().max(1_000).default(10).describe('Concurrent connections.'),
-    duration: durationSchema.default(10_000).describe('How long the load runs.'),
+    rate: z.number().int().positive().max(100_000).default(50).describe('Requests per second sent to the new version (and as many to stable, to compare under the same load).'),
+    connections: z.number().int().positive().max(1_000).default(10).describe('Concurrent connections per version.'),
+    duration: durationSchema.default(30_000).describe('How long the load runs.'),
     paths: z.array(z.string().startsWith('/')).min(1).max(50).default(['/']).describe('Paths requested in turn.'),
-    maxErrorRate: z.number().min(0).max(1).default(0.01).describe('Highest acceptable share of non-2xx/3xx answers and errors (0..1).'),
-    maxP95LatencyMs: z.number().positive().optional().describe('Highest acceptable p95 latency in ms; unset means not checked.'),
-    maxP99LatencyMs: z.number().positive().default(500).describe('Highest acceptable p99 latency in ms.'),
+    maxIncreaseOverStable: z
+      .number()
+      .min(0)
+      .max(1)
+      .default(0.02)
+      .describe('Practical margin: fail when the new version\'s error share is, with confidence, more than this above stable\'s under the same load.'),
+    maxLatencyRatioOverStable: z
+      .number()
+      .min(1)
+      .default(1.25)
+      .describe("Fail when the new version's p95 latency is, with confidence, more than this multiple of stable's under the same load."),
+    maxErrorRate: z.number().min(0).max(1).optional().describe('Absolute limit on the error share, judged with its sample size; unset means not checked (the comparison with stable is).'),
+    maxP95LatencyMs: z.number().positive().optional().describe('Absolute limit on p95 latency in ms, judged with its sample size; unset means not checked.'),
+    maxP99LatencyMs: z.number().positive().optional().describe('Absolute limit on p99 latency in ms, judged with its sample size; unset means not checked.'),
   })
   .strict()
-  .describe('Synthetic load driven at the new version before any user traffic reaches it.');
+  .describe('Synthetic load driven at the new version and at stable before any user traffic reaches the new version; judged like the analysis.');
 
 export const hookSchema = z
   .object({
     name: nameSchema.describe('Name shown in the status and history.'),
     url: z.url().describe('URL that receives a POST with the release context; a 2xx answer is success.'),
-    timeout: durationSchema.default(30_000).describe('How long the hook may take.'),
+    timeout: durationSchema.default(30_000).describe('How long the hook may take; the activity attempt gets this long (plus a few seconds), so a slow migration is never posted again while it runs.'),
+    retries: z
+      .number()
+      .int()
+      .min(0)
+      .max(10)
+      .default(0)
+      .describe('Attempts after a failed one. Default 0: a hook is not assumed idempotent. Every call carries an Idempotency-Key header (release, step, hook) for hooks that are.'),
   })
   .strict();
 
@@ -108,62 +126,133 @@ export const stepSchema = z
 
 export type StepSpec = z.infer<typeof stepSchema>;
 
-export const checkSchema = z
+const querySchema = z.string().min(1).max(4_000);
+const QUERY_HELP = '{{service}}, {{environment}}, {{version}}, {{track}} (stable or canary) and {{window}} (the time since the step moved traffic) are filled in.';
+
+export const ratioCheckSchema = z
   .object({
     name: nameSchema.describe('Check name, unique within the analysis.'),
-    query: z
-      .string()
-      .min(1)
-      .max(4_000)
-      .describe('PromQL instant query. {{service}}, {{version}}, {{track}} (stable or canary) and {{window}} are filled in.'),
-    max: z.number().optional().describe('Fail when the canary value is above this.'),
-    min: z.number().optional().describe('Fail when the canary value is below this.'),
+    kind: z.literal('ratio'),
+    events: querySchema.describe(`PromQL counting the bad events of one track over {{window}} (e.g. errors). ${QUERY_HELP}`),
+    total: querySchema.describe(`PromQL counting all events of one track over {{window}} (e.g. requests). ${QUERY_HELP}`),
     maxIncreaseOverStable: z
       .number()
       .min(0)
+      .max(1)
       .optional()
-      .describe('Fail when the canary value exceeds the stable value by more than this (0.02 = 2 points of error rate).'),
+      .describe('Practical margin: fail when the canary\'s share is, with confidence, more than this above stable\'s (0.02 = 2 points); pass when it is, with confidence, less.'),
+    max: z.number().min(0).max(1).optional().describe('Fail when the canary\'s share is, with confidence, above this.'),
+    min: z.number().min(0).max(1).optional().describe('Fail when the canary\'s share is, with confidence, below this (e.g. a success share).'),
   })
   .strict();
 
-export type CheckSpec = z.infer<typeof checkSchema>;
+export const latencyCheckSchema = z
+  .object({
+    name: nameSchema.describe('Check name, unique within the analysis.'),
+    kind: z.literal('latency'),
+    buckets: querySchema.describe(`PromQL giving one track's latency histogram over {{window}}: cumulative counts by le, in seconds. ${QUERY_HELP}`),
+    quantile: z.number().gt(0).lt(1).default(0.95).describe('The quantile judged (0.95 = p95).'),
+    maxRatioOverStable: z
+      .number()
+      .min(1)
+      .optional()
+      .describe("Relative margin: fail when the canary's quantile is, with confidence, more than this multiple of stable's (1.25 = 25% slower)."),
+    max: z.number().positive().optional().describe("Absolute limit in seconds: fail when the canary's quantile is, with confidence, above it."),
+  })
+  .strict();
 
-/** The brief's rule, on HAProxy's own exporter: the canary's 5xx share may not exceed stable's by 2 points. */
-export const DEFAULT_ERROR_RATE_QUERY =
-  'sum(rate(haproxy_server_http_responses_total{proxy="{{service}}",server="{{track}}",code="5xx"}[{{window}}]))' +
-  ' / sum(rate(haproxy_server_http_responses_total{proxy="{{service}}",server="{{track}}"}[{{window}}]))';
+export const checkSchema = z.discriminatedUnion('kind', [ratioCheckSchema, latencyCheckSchema]);
+
+export type CheckSpec = z.infer<typeof checkSchema>;
+export type RatioCheckSpec = z.infer<typeof ratioCheckSchema>;
+export type LatencyCheckSpec = z.infer<typeof latencyCheckSchema>;
+
+/**
+ * What users feel, from HAProxy's own exporter, each failed request counted once against the server
+ * that failed it: 5xx answers; requests whose connection the server refused, which HAProxy
+ * (`retries` + `option redispatch`) then served from the other server (redispatch warnings; without
+ * them a crashed canary would look like a quiet one); requests that found no server to connect to
+ * (connection errors); and requests the server dropped or left unanswered, which HAProxy answered
+ * 502 or 504 itself (response errors). None of these three is among the server's HTTP responses, so
+ * each joins the total as well. Retry warnings are left out: they count attempts, and one request can
+ * retry twice. Each extra term is `or vector(0)` so a counter that has not moved does not empty the
+ * sum; the responses term is not, so a track Prometheus has no series for is no data, never 0 of 0.
+ */
+const haproxyIncrease = (metric: string, extra = '') =>
+  `sum(increase(haproxy_server_${metric}{proxy="{{service}}",server="{{track}}",environment="{{environment}}"${extra}}[{{window}}]))`;
+const FAILED_WITHOUT_RESPONSE = ['redispatch_warnings_total', 'connection_errors_total', 'response_errors_total'].map((metric) => `(${haproxyIncrease(metric)} or vector(0))`);
+export const DEFAULT_ERROR_EVENTS_QUERY = [`(${haproxyIncrease('http_responses_total', ',code="5xx"')} or vector(0))`, ...FAILED_WITHOUT_RESPONSE].join(' + ');
+export const DEFAULT_ERROR_TOTAL_QUERY = [haproxyIncrease('http_responses_total'), ...FAILED_WITHOUT_RESPONSE].join(' + ');
+/** The app's own request-duration histogram (the prom-client and OpenTelemetry convention), labelled by the scrape with service, track and environment. */
+export const DEFAULT_LATENCY_BUCKETS_QUERY =
+  'sum by (le) (increase(http_request_duration_seconds_bucket{service="{{service}}",track="{{track}}",environment="{{environment}}"}[{{window}}]))';
+
+export const DEFAULT_CHECKS = [
+  { name: 'error-rate', kind: 'ratio', events: DEFAULT_ERROR_EVENTS_QUERY, total: DEFAULT_ERROR_TOTAL_QUERY, maxIncreaseOverStable: 0.02, max: 0.05 },
+  { name: 'latency-p95', kind: 'latency', buckets: DEFAULT_LATENCY_BUCKETS_QUERY, quantile: 0.95, maxRatioOverStable: 1.25 },
+] as const;
 
 export const analysisSchema = z
   .object({
-    interval: durationSchema.default(10_000).describe('How often the checks run during a bake.'),
-    window: durationSchema.default(30_000).describe('The range each query looks back over ({{window}}).'),
-    failureLimit: z.number().int().min(0).default(0).describe('Failed measurements tolerated before the release rolls back.'),
-    inconclusiveLimit: z
+    interval: durationSchema.default(10_000).describe('How often the checks run during a bake. Each look judges all the evidence since the step moved traffic.'),
+    confidence: z
       .number()
-      .int()
-      .min(0)
-      .default(2)
-      .describe('Inconclusive measurements (no data) tolerated before the release pauses for a person.'),
-    consecutiveSuccesses: z
+      .gt(0.5)
+      .lt(1)
+      .default(0.99)
+      .describe('Confidence a rollback needs, per check and step, valid at every look (anytime-valid): 0.99 keeps false rollbacks of a healthy version rare.'),
+    passConfidence: z
+      .number()
+      .gt(0.5)
+      .lt(1)
+      .default(0.95)
+      .describe('Confidence a pass needs: that the canary is not worse than stable by more than the margin.'),
+    minCanarySamples: z
       .number()
       .int()
       .min(1)
-      .default(1)
-      .describe('Successful measurements in a row a step needs before it may advance.'),
+      .default(50)
+      .describe('Canary events a check needs before it may fail or pass; fewer is "not enough evidence yet".'),
+    maxBakeFactor: z
+      .number()
+      .min(1)
+      .max(100)
+      .default(3)
+      .describe('A step whose bake ends without a decision keeps baking up to this multiple of its bake, then pauses with the reason.'),
+    consecutiveErrorLimit: z
+      .number()
+      .int()
+      .min(0)
+      .default(4)
+      .describe('Query errors in a row tolerated before the release pauses for a person (Argo Rollouts\' default).'),
     checks: z
       .array(checkSchema)
       .max(20)
-      .default([{ name: 'error-rate', query: DEFAULT_ERROR_RATE_QUERY, max: 0.05, maxIncreaseOverStable: 0.02 }])
-      .describe('The metric checks. Default: canary 5xx share at most 5% and at most 2 points above stable.'),
+      .default(() => z.array(checkSchema).parse(DEFAULT_CHECKS))
+      .describe('The checks. Default: error share (5xx and connection errors) within 2 points of stable and at most 5%, and p95 latency within 1.25x of stable.'),
   })
-  .strict();
+  .strict()
+  .superRefine((analysis, ctx) => {
+    const names = new Set<string>();
+    analysis.checks.forEach((check, index) => {
+      if (names.has(check.name)) ctx.addIssue({ code: 'custom', path: ['checks', index, 'name'], message: `check name "${check.name}" is used twice` });
+      names.add(check.name);
+      const judged = check.kind === 'ratio' ? [check.maxIncreaseOverStable, check.max, check.min] : [check.maxRatioOverStable, check.max];
+      if (judged.every((limit) => limit === undefined)) {
+        ctx.addIssue({ code: 'custom', path: ['checks', index], message: 'a check needs a margin over stable or an absolute limit, or it can judge nothing' });
+      }
+    });
+  });
 
 export type AnalysisSpec = z.infer<typeof analysisSchema>;
 
 export const simulatedVersionHealthSchema = z
   .object({
     errorRate: z.number().min(0).max(1).default(0).describe('Share of requests that fail.'),
-    latencyMs: z.number().min(0).default(20).describe('Latency of every request in ms.'),
+    latencyMs: z.number().min(0).default(20).describe('Median latency in ms; requests spread around it (log-normal).'),
+    crashAfter: durationSchema
+      .optional()
+      .describe('The instance crashes this long after it first took user traffic: it refuses connections and HAProxy marks it DOWN.'),
     noData: z.boolean().default(false).describe('Report no metrics at all (inconclusive analysis).'),
     deployFailures: z.number().int().min(0).default(0).describe('Deploy attempts that fail before one succeeds.'),
     trafficFailures: z.number().int().min(0).default(0).describe('Weight changes that fail before one succeeds.'),
@@ -179,6 +268,9 @@ export const simulatedTargetSchema = z
       .default({})
       .describe('Health per version; versions not listed are healthy.'),
     latencyMs: z.number().min(0).max(10_000).default(0).describe('Delay added to every provider call, to model a remote system.'),
+    trafficPerSecond: z.number().min(0).max(1_000_000).default(100).describe('User requests per second reaching the service (Poisson arrivals).'),
+    internalShare: z.number().min(0).max(1).default(0.05).describe('Share of user requests from internal users (those an internal audience sends to the canary).'),
+    seed: z.number().int().min(0).default(1).describe('Seed of the simulated traffic: the same seed gives the same requests, errors and latencies.'),
   })
   .strict()
   .describe('In-process fleet with configurable health, for demos and benchmarks.');
@@ -260,7 +352,7 @@ export const releaseSpecSchema = z
       .optional()
       .describe('Where the version came from.'),
     pipelineUrl: z.url().optional().describe('The CI run that built the version.'),
-    target: targetSchema.default({ type: 'simulated', health: {}, latencyMs: 0 }).describe('Where the version runs and how traffic reaches it.'),
+    target: targetSchema.default(() => targetSchema.parse({ type: 'simulated' })).describe('Where the version runs and how traffic reaches it.'),
     strategy: strategySchema.default(() => strategySchema.parse({})),
     analysis: analysisSchema.default(() => analysisSchema.parse({})),
     alerts: alertPolicySchema.default({ onFiring: 'pause', resumeOnResolved: false }).describe('How Alertmanager alerts steer the release.'),

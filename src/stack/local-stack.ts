@@ -44,6 +44,7 @@ export interface StackPorts {
 
 export const DEFAULT_STACK_PORTS: StackPorts = { frontend: 18080, haproxyExporter: 18404, prometheus: 18090, alertmanager: 18093 };
 export const DEFAULT_DEMO_SERVICE: StackService = { name: 'demo', stablePort: 18101, canaryPort: 18102, healthPath: '/healthz' };
+export const DEFAULT_STACK_ENVIRONMENT = 'production';
 export const DEFAULT_ALERT_WEBHOOK_URL = 'http://127.0.0.1:8080/v1/alerts/alertmanager';
 
 /** Rampart's own webhook, from the API's settings (RAMPART_API_HOST, RAMPART_API_PORT) when they are set. */
@@ -67,6 +68,11 @@ export interface LocalStackOptions {
    * $RAMPART_ALERTMANAGER_TOKEN_FILE), else the token of an earlier run, else a new random one.
    */
   alertWebhookToken?: string;
+  /**
+   * The environment the stack serves, put on every series Prometheus scrapes as the `environment` label (the
+   * default analysis queries and the alert rules select on it); default $RAMPART_STACK_ENVIRONMENT, else production.
+   */
+  environment?: string;
   /** Prometheus scrape and rule evaluation interval; default 1s (tests and the detect-to-safe target need it short). */
   scrapeInterval?: string;
   /** Which components to start; default all three. */
@@ -78,6 +84,8 @@ export interface LocalStackOptions {
 /** A running stack: where everything answers. Written to <dir>/stack.json for `status`, `down` and other processes. */
 export interface LocalStackInfo {
   dir: string;
+  /** The `environment` label of every series this stack's Prometheus scrapes. */
+  environment: string;
   ports: StackPorts;
   services: StackService[];
   components: StackComponent[];
@@ -138,7 +146,9 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
   const ports: StackPorts = { ...DEFAULT_STACK_PORTS, ...options.ports };
   const services = (options.services ?? [DEFAULT_DEMO_SERVICE]).map((service) => ({ healthPath: '/healthz', ...service }));
   const components = options.components ?? [...STACK_COMPONENTS];
+  const environment = options.environment ?? process.env.RAMPART_STACK_ENVIRONMENT ?? DEFAULT_STACK_ENVIRONMENT;
   validate(dir, ports, services);
+  if (!SERVICE_NAME.test(environment)) throw new Error(`"${environment}" is not an environment name: use lower-case letters, digits and dashes`);
 
   // `up` twice restarts: configs may have changed, and a half-dead stack is worse than a fresh one.
   await stopLocalStack(dir);
@@ -149,6 +159,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
   const alertWebhookToken = await resolveToken(options.alertWebhookToken, alertWebhookTokenFile);
   const info: LocalStackInfo = {
     dir,
+    environment,
     ports,
     services,
     components,
@@ -279,7 +290,7 @@ export function renderHaproxyConfig(info: Pick<LocalStackInfo, 'dir' | 'ports' |
 }
 
 export function renderPrometheusConfig(
-  info: Pick<LocalStackInfo, 'ports' | 'services'>,
+  info: Pick<LocalStackInfo, 'ports' | 'services' | 'environment'>,
   scrapeInterval: string,
   rulesFile: string = RULES_FILE,
 ): string {
@@ -288,12 +299,14 @@ export function renderPrometheusConfig(
     rule_files: [rulesFile],
     alerting: { alertmanagers: [{ static_configs: [{ targets: [`127.0.0.1:${info.ports.alertmanager}`] }] }] },
     scrape_configs: [
-      { job_name: 'haproxy', static_configs: [{ targets: [`127.0.0.1:${info.ports.haproxyExporter}`] }] },
+      // One HAProxy routes one environment's traffic, so its series all carry that environment: the analysis and the
+      // alert rules select on it, and a staging release is never judged on production's counters.
+      { job_name: 'haproxy', static_configs: [{ targets: [`127.0.0.1:${info.ports.haproxyExporter}`], labels: { environment: info.environment } }] },
       {
         job_name: 'rampart-instances',
         static_configs: info.services.flatMap((service) => [
-          { targets: [`127.0.0.1:${service.stablePort}`], labels: { service: service.name, track: STABLE_SERVER } },
-          { targets: [`127.0.0.1:${service.canaryPort}`], labels: { service: service.name, track: CANARY_SERVER } },
+          { targets: [`127.0.0.1:${service.stablePort}`], labels: { service: service.name, track: STABLE_SERVER, environment: info.environment } },
+          { targets: [`127.0.0.1:${service.canaryPort}`], labels: { service: service.name, track: CANARY_SERVER, environment: info.environment } },
         ]),
       },
     ],

@@ -20,6 +20,11 @@ export interface DevServerOptions {
   logLevel?: 'debug' | 'info' | 'warn' | 'error';
   /** Where the server's output goes; default: discarded. */
   onOutput?: (chunk: string) => void;
+  /**
+   * Extra dynamic config (`--dynamic-config-value key=value`), e.g. a small
+   * limit.historyCount.suggestContinueAsNew so tests reach continue-as-new in minutes. Values are JSON.
+   */
+  dynamicConfig?: Record<string, string | number | boolean>;
 }
 
 export interface DevServer {
@@ -50,6 +55,7 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
   for (const key of SEARCH_ATTRIBUTES) args.push('--search-attribute', `${key.name}=Keyword`);
   // Let visibility see newly registered search attributes without waiting for its cache.
   args.push('--dynamic-config-value', 'system.forceSearchAttributesCacheRefreshOnRead=true');
+  for (const [key, value] of Object.entries(options.dynamicConfig ?? {})) args.push('--dynamic-config-value', `${key}=${JSON.stringify(value)}`);
 
   // Its own process group: a Ctrl-C in the terminal reaches Rampart, which drains the worker first
   // and then stops the server; an exit of ours for any other reason still takes the server along.

@@ -6,7 +6,37 @@ import { durationSchema, nameSchema, releaseSpecSchema } from '../spec/release-s
 import { drillScheduleId, TASK_QUEUE } from '../../workflows/definitions';
 import { rollbackDrillWorkflow } from '../../workflows/drill';
 
-/** A drill schedule as the API and CLI take it; the schema is the documentation. */
+/** When and how a drill runs: the part of a drill schedule that is the same whether its spec is registered or inline. */
+export const drillTimingShape = {
+  fault: z
+    .object({
+      errorRate: z.number().min(0).max(1).default(0.5).describe('Share of requests the drill build fails.'),
+      latencyMs: z.number().min(0).optional().describe('Latency of the drill build in ms.'),
+    })
+    .strict()
+    .default({ errorRate: 0.5 })
+    .describe('The fault the drill build carries.'),
+  slo: durationSchema.default(120_000).describe('Time to safe a passing drill stays under (default 2m).'),
+  whenBusy: z.enum(['skip', 'wait']).default('skip').describe('With a release in flight: skip the drill, or wait for the lane.'),
+  maxWait: durationSchema.default(600_000).describe('With whenBusy=wait: how long to wait before skipping.'),
+  every: z.string().optional().describe('Interval between drills, e.g. "1h", "30m" (one of every or cron).'),
+  cron: z.string().min(9).max(100).optional().describe('Cron expression, e.g. "0 3 1 * *" (one of every or cron).'),
+  overlap: z.enum(['skip', 'buffer-one', 'cancel-other', 'allow-all']).default('skip').describe('What a drill due while the last still runs does.'),
+  paused: z.boolean().default(false).describe('Create the schedule paused.'),
+};
+
+/** Exactly one of every and cron, and an interval a schedule can keep. */
+export function refineDrillTiming(value: { every?: string | undefined; cron?: string | undefined }, ctx: z.RefinementCtx): void {
+  if (!value.every === !value.cron) ctx.addIssue({ code: 'custom', path: ['every'], message: 'give exactly one of every or cron' });
+  if (value.every && (parseDuration(value.every) ?? 0) < 1_000) {
+    ctx.addIssue({ code: 'custom', path: ['every'], message: 'an interval such as 30s, 15m or 1h, at least 1s' });
+  }
+}
+
+/**
+ * A drill schedule with the release spec it drills with, already decided. This client trusts the
+ * spec as given; the API decides it from the registered spec (or an inline simulated one) first.
+ */
 export const drillScheduleSchema = z
   .object({
     service: nameSchema.describe('The service to drill.'),
@@ -16,29 +46,10 @@ export const drillScheduleSchema = z
       .partial()
       .default({})
       .describe('The release spec to drill with (target, strategy, analysis); the version is made per drill.'),
-    fault: z
-      .object({
-        errorRate: z.number().min(0).max(1).default(0.5).describe('Share of requests the drill build fails.'),
-        latencyMs: z.number().min(0).optional().describe('Latency of the drill build in ms.'),
-      })
-      .strict()
-      .default({ errorRate: 0.5 })
-      .describe('The fault the drill build carries.'),
-    slo: durationSchema.default(120_000).describe('Time to safe a passing drill stays under (default 2m).'),
-    whenBusy: z.enum(['skip', 'wait']).default('skip').describe('With a release in flight: skip the drill, or wait for the lane.'),
-    maxWait: durationSchema.default(600_000).describe('With whenBusy=wait: how long to wait before skipping.'),
-    every: z.string().optional().describe('Interval between drills, e.g. "1h", "30m" (one of every or cron).'),
-    cron: z.string().min(9).max(100).optional().describe('Cron expression, e.g. "0 3 1 * *" (one of every or cron).'),
-    overlap: z.enum(['skip', 'buffer-one', 'cancel-other', 'allow-all']).default('skip').describe('What a drill due while the last still runs does.'),
-    paused: z.boolean().default(false).describe('Create the schedule paused.'),
+    ...drillTimingShape,
   })
   .strict()
-  .superRefine((value, ctx) => {
-    if (!value.every === !value.cron) ctx.addIssue({ code: 'custom', path: ['every'], message: 'give exactly one of every or cron' });
-    if (value.every && (parseDuration(value.every) ?? 0) < 1_000) {
-      ctx.addIssue({ code: 'custom', path: ['every'], message: 'an interval such as 30s, 15m or 1h, at least 1s' });
-    }
-  });
+  .superRefine(refineDrillTiming);
 
 export type DrillScheduleInput = z.input<typeof drillScheduleSchema>;
 

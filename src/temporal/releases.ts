@@ -11,6 +11,7 @@ import type { CommandName, Outcome, ReleaseCommand, ReleaseStatus } from '../eng
 import type { ReleaseSpec } from '../spec/release-spec';
 import {
   abortUpdate,
+  applyAlertsUpdate,
   enqueueReleaseSignal,
   approveUpdate,
   laneStatusQuery,
@@ -22,6 +23,8 @@ import {
   statusQuery,
   submitReleaseUpdate,
   TASK_QUEUE,
+  type AlertAnswer,
+  type AlertNotice,
   type LaneStatus,
   type SubmitResult,
 } from '../../workflows/definitions';
@@ -57,6 +60,12 @@ export class SubmitRefusedError extends Error {
     super(reason);
     this.name = 'SubmitRefusedError';
   }
+}
+
+/** A release as its lane checks on it: whether its workflow still runs, and the status it reports. */
+export interface ReleaseInspection {
+  running: boolean;
+  status: ReleaseStatus | null;
 }
 
 export interface ReleaseSummary {
@@ -141,6 +150,31 @@ export class ReleaseClient {
         if (finished) throw new CommandRejectedError(name, `the release has finished (${finished.state}); nothing to ${name}`);
         throw new ReleaseNotFoundError(releaseId);
       }
+      throw error;
+    }
+  }
+
+  /** Null when Temporal knows no such release; the status is null when the workflow cannot answer (terminated before its first task). */
+  async inspect(releaseId: string): Promise<ReleaseInspection | null> {
+    const handle = this.client.workflow.getHandle(releaseId);
+    try {
+      const { status } = await handle.describe();
+      return { running: status.name === 'RUNNING', status: await handle.query(statusQuery).catch(() => null) };
+    } catch (error) {
+      if (error instanceof WorkflowNotFoundError) return null;
+      throw error;
+    }
+  }
+
+  /**
+   * Hands alerts to the lane of one service and environment, which remembers which fire and steers
+   * its release in flight; null when the lane does not exist (nothing was ever released there).
+   */
+  async applyAlerts(service: string, environment: string, batch: { actor: string; alerts: AlertNotice[] }): Promise<AlertAnswer[] | null> {
+    try {
+      return await this.client.workflow.getHandle(laneWorkflowId(service, environment)).executeUpdate(applyAlertsUpdate, { args: [batch] });
+    } catch (error) {
+      if (error instanceof WorkflowNotFoundError) return null;
       throw error;
     }
   }

@@ -313,6 +313,7 @@ describe('DORA figures and /metrics after a scripted set of releases', () => {
       command: (id, name, command) => rig.releases.command(id, name, command),
       list: (filter) => rig.releases.list(filter),
       lane: (s, e) => rig.releases.lane(s, e),
+      applyAlerts: (s, e, batch) => rig.releases.applyAlerts(s, e, batch),
       dora: async () => {
         calls += 1;
         throw new Error('visibility unavailable');

@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { ReleaseStatus } from '../../src/engine/release-state';
+import { ReleaseNotFoundError } from '../../src/temporal/releases';
 import { sha, uniqueService, waitFor } from '../helpers/temporal';
 import {
   ALERTMANAGER_TOKEN,
@@ -32,14 +33,14 @@ before(async () => {
     'shop.yaml': `
 github:
   repository: acme/shop
-  workflows: [build]
-  branches: [main]
+  workflows: [.github/workflows/build.yml]
 spec:
   service: ${SHOP}
 ${HELD_STEPS}`,
     'billing-staging.yaml': `
 github:
   repository: acme/billing
+  environments: [Staging]
 spec:
   service: ${BILLING}
   environment: staging
@@ -56,25 +57,41 @@ after(async () => {
   await api?.close();
 });
 
-function workflowRun(headSha: string, overrides: { action?: string; conclusion?: string; name?: string; branch?: string; repository?: string } = {}) {
+interface RunOverrides {
+  action?: string;
+  conclusion?: string;
+  name?: string;
+  path?: string;
+  branch?: string;
+  event?: string;
+  repository?: string;
+  /** The repository the run's commit comes from: a fork's pull request names the fork. */
+  headRepository?: string;
+}
+
+/** A workflow_run delivery as GitHub sends it: by default a successful push run of build.yml on main, the default branch. */
+function workflowRun(headSha: string, overrides: RunOverrides = {}) {
+  const repository = overrides.repository ?? 'acme/shop';
   return {
     action: overrides.action ?? 'completed',
     workflow_run: {
       id: 4711,
       name: overrides.name ?? 'build',
-      path: '.github/workflows/build.yml',
+      path: overrides.path ?? '.github/workflows/build.yml',
       head_sha: headSha,
       head_branch: overrides.branch ?? 'main',
-      event: 'push',
+      event: overrides.event ?? 'push',
       status: 'completed',
       conclusion: overrides.conclusion ?? 'success',
       html_url: 'https://github.com/acme/shop/actions/runs/4711',
       run_number: 12,
       head_commit: { id: headSha, tree_id: headSha, message: 'fix checkout', timestamp: '2026-03-01T10:00:00Z', author: { name: 'Octo Cat' } },
       triggering_actor: { login: 'octocat', id: 1 },
+      repository: { id: 9, full_name: repository },
+      head_repository: { id: 10, full_name: overrides.headRepository ?? repository },
     },
     workflow: { id: 1, name: 'build' },
-    repository: { id: 9, name: 'shop', full_name: overrides.repository ?? 'acme/shop', private: true },
+    repository: { id: 9, name: 'shop', full_name: repository, private: true, default_branch: 'main' },
     sender: { login: 'octocat', id: 1 },
   };
 }
@@ -149,30 +166,53 @@ describe('GitHub webhook', () => {
     for (const r of listed) await abort(r.releaseId);
   });
 
-  test('runs that did not succeed, other workflows and other branches release nothing', async () => {
-    const version = sha(`${SHOP}-ignored`);
-    const cases = [
-      workflowRun(version, { action: 'requested' }),
-      workflowRun(version, { conclusion: 'failure' }),
-      workflowRun(version, { name: 'lint' }),
-      workflowRun(version, { branch: 'feature/x' }),
+  test('a fork, another branch, an unbound workflow and an untrusted trigger start nothing; each answer says why', async () => {
+    const cases: [string, RunOverrides, RegExp][] = [
+      ['fork', { headRepository: 'mallory/shop', event: 'pull_request', branch: 'main' }, /mallory\/shop, a fork/],
+      ['fork-push', { headRepository: 'mallory/shop' }, /a fork/],
+      ['branch', { branch: 'feature/x' }, /branch feature\/x is not bound \(the repository's default branch: main\)/],
+      ['workflow', { name: 'build', path: '.github/workflows/lint.yml' }, /workflow build \/ \.github\/workflows\/lint\.yml is not bound/],
+      ['pull-request', { event: 'pull_request' }, /started by pull_request does not release/],
+      ['pull-request-target', { event: 'pull_request_target' }, /started by pull_request_target does not release/],
+      ['requested', { action: 'requested' }, /only completed runs/],
+      ['failed', { conclusion: 'failure' }, /only successful runs/],
     ];
-    for (const [index, payload] of cases.entries()) {
-      const answer = await deliverGitHub('workflow_run', payload, `ignored-${index}`);
-      assert.equal(answer.status, 200);
-      assert.ok(answer.body.ignored, JSON.stringify(answer.body));
-      assert.deepEqual(answer.body.releases, []);
+    const versions: string[] = [];
+    for (const [name, overrides, reason] of cases) {
+      const version = sha(`${SHOP}-ignored-${name}`);
+      versions.push(version);
+      const answer = await deliverGitHub('workflow_run', workflowRun(version, overrides), `ignored-${name}`);
+      assert.equal(answer.status, 200, `${name}: ${JSON.stringify(answer.body)}`);
+      assert.match(answer.body.ignored ?? '', reason, name);
+      assert.deepEqual(answer.body.releases, [], name);
     }
+    const noHead = workflowRun(sha(`${SHOP}-ignored-nohead`));
+    delete (noHead.workflow_run as Partial<typeof noHead.workflow_run>).head_repository;
+    assert.match((await deliverGitHub('workflow_run', noHead, 'ignored-nohead')).body.ignored ?? '', /head_repository/);
+    versions.push(noHead.workflow_run.head_sha);
+
     assert.equal((await deliverGitHub('ping', { zen: 'Keep it logically awesome.', hook_id: 1 }, 'ping-1')).body.ignored, 'pong');
     assert.equal((await deliverGitHub('push', { ref: 'refs/heads/main' }, 'push-1')).status, 200);
-    const unbound = assertProblem(await deliverGitHub('workflow_run', workflowRun(version, { repository: 'acme/unknown' }), 'unbound-1'), 422);
+    const unbound = assertProblem(await deliverGitHub('workflow_run', workflowRun(sha('unbound'), { repository: 'acme/unknown' }), 'unbound-1'), 422);
     assert.equal(unbound.errors?.[0]?.field, 'body.repository.full_name');
     const badSha = assertProblem(await deliverGitHub('workflow_run', workflowRun('main'), 'bad-sha'), 400);
     assert.equal(badSha.errors?.[0]?.field, 'body.workflow_run.head_sha');
-    assert.deepEqual(
-      (await api.rig.releases.list({ service: SHOP })).filter((r) => r.version === version),
-      [],
-    );
+
+    // The release ids are deterministic and the lane answers a query: no eventually consistent list is trusted to be empty.
+    for (const version of versions) {
+      await assert.rejects(api.rig.releases.status(`release/${SHOP}/production/${version}`), ReleaseNotFoundError, version);
+    }
+    const lane = await api.rig.releases.lane(SHOP, 'production');
+    const seen = [lane?.current, lane?.pending, ...(lane?.recent ?? [])].map((r) => r?.version);
+    for (const version of versions) assert.ok(!seen.includes(version), `the lane saw ${version}`);
+  });
+
+  test('a workflow_dispatch run on the default branch releases', async () => {
+    const version = sha(`${SHOP}-dispatch`);
+    const answer = await deliverGitHub('workflow_run', workflowRun(version, { event: 'workflow_dispatch' }), 'dispatch-1');
+    assert.equal(answer.status, 201, JSON.stringify(answer.body));
+    assert.equal(answer.body.releases[0]?.releaseId, `release/${SHOP}/production/${version}`);
+    await abort(answer.body.releases[0]!.releaseId);
   });
 
   test('a deployment event releases the service bound to its environment; form encoding works too', async () => {
@@ -193,6 +233,15 @@ describe('GitHub webhook', () => {
     const status = await api.rig.releases.status(answer.body.releases[0]!.releaseId);
     assert.equal(status.requestedBy, 'github:hubot');
     await abort(status.releaseId);
+
+    const elsewhere = sha(`${BILLING}-deploy-production`);
+    const production = { ...payload, deployment: { ...payload.deployment, id: 78, sha: elsewhere, environment: 'production' } };
+    const ignored = await deliverGitHub('deployment', production, 'deploy-2');
+    assert.equal(ignored.status, 200, JSON.stringify(ignored.body));
+    assert.match(ignored.body.ignored ?? '', /binds the GitHub environment "production"/);
+    for (const environment of ['production', 'staging']) {
+      await assert.rejects(api.rig.releases.status(`release/${BILLING}/${environment}/${elsewhere}`), ReleaseNotFoundError);
+    }
   });
 });
 

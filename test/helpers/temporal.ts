@@ -7,7 +7,7 @@ import { ReleaseClient } from '../../src/temporal/releases';
 import { createReleaseWorker, type ReleaseWorker, type ReleaseWorkerOptions } from '../../workers/worker';
 
 /** A real Temporal dev server for one test file (in memory unless a SQLite file is given), no UI. */
-export async function startTestServer(options: { dbFile?: string; port?: number } = {}): Promise<DevServer> {
+export async function startTestServer(options: { dbFile?: string; port?: number; dynamicConfig?: Record<string, string | number | boolean> } = {}): Promise<DevServer> {
   const cli = await resolveTemporalCli({ explicitPath: process.env.TEMPORAL_CLI_PATH, toolsDir: projectPath('.tools'), install: true });
   return startDevServer({ cliPath: cli.path, uiPort: 0, ...options });
 }

@@ -1,11 +1,59 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { nameSchema, releaseSpecSchema } from '../../spec/release-spec';
-import { drillScheduleSchema, type DrillScheduleInput } from '../../temporal/drills';
+import { InvalidSpecError } from '../../spec/parse';
+import { INLINE_SPEC_FIELDS, inlineSpecSchema, releaseOverridesSchema } from '../../spec/release-request';
+import { nameSchema, type ReleaseSpec } from '../../spec/release-spec';
+import { drillTimingShape, refineDrillTiming, type DrillScheduleInput } from '../../temporal/drills';
 import { drillScheduleId } from '../../../workflows/definitions';
 import { principalOf, type ApiContext, type DrillOperations } from '../context';
-import { invalidFields, problemSchema, ProblemError } from '../problem';
+import { invalidFields, problemSchema, ProblemError, summarize, type FieldProblem } from '../problem';
 import { commandBodySchema, errorResponses } from '../schemas';
+
+/** What a caller may send to create a drill: like a release, a registered service with overrides, or an inline simulated spec. */
+export const drillRequestSchema = z
+  .object({
+    service: nameSchema.describe('The service to drill.'),
+    environment: nameSchema
+      .optional()
+      .describe("Its environment (the drill goes through the same lane as its releases); default the registered spec's only one, else production."),
+    spec: inlineSpecSchema
+      .optional()
+      .describe('Only for a service without a registered spec (RAMPART_SPECS_DIR): the spec to drill with, on the simulated target.'),
+    overrides: releaseOverridesSchema.optional(),
+    ...drillTimingShape,
+  })
+  .strict()
+  .superRefine(refineDrillTiming)
+  .describe('A drill schedule.');
+
+type DrillRequest = z.infer<typeof drillRequestSchema>;
+
+// Drills get a version of their own per run; this one only lets the spec be checked whole.
+const PLACEHOLDER_VERSION = '0000000';
+const SPEC_FIELDS: readonly string[] = INLINE_SPEC_FIELDS;
+
+/** The spec a drill runs with: decided like a release's, from the registered spec or an inline simulated one. */
+function drillSpecFor(ctx: ApiContext, input: DrillRequest): ReleaseSpec {
+  try {
+    return ctx.specs.releaseFor(
+      {
+        service: input.service,
+        ...(input.environment ? { environment: input.environment } : {}),
+        version: PLACEHOLDER_VERSION,
+        ...input.spec,
+        ...(input.overrides ? { overrides: input.overrides } : {}),
+      },
+      'rampart-drill',
+    );
+  } catch (error) {
+    if (!(error instanceof InvalidSpecError)) throw error;
+    const errors: FieldProblem[] = error.problems.map((p) => ({
+      field: SPEC_FIELDS.includes(p.field.split('.')[0]!) ? `body.spec.${p.field}` : `body.${p.field}`,
+      message: p.message,
+    }));
+    throw new ProblemError(400, 'invalid-spec', summarize(errors, 'the drill spec is not a valid release spec'), errors);
+  }
+}
 
 const drillParamsSchema = z
   .object({
@@ -83,18 +131,17 @@ export const drillRoutes: FastifyPluginAsyncZod<{ ctx: ApiContext }> = async (ap
           'and records the time to detect and the time to safe against the SLO. With a release in flight it skips or waits (whenBusy). ' +
           '409 when the service already has a drill schedule.',
         security: bearer,
-        body: drillScheduleSchema,
+        body: drillRequestSchema,
         response: { 201: drillScheduleSummarySchema, 409: problemSchema, ...errorResponses },
       },
     },
     async (request, reply) => {
-      const input = request.body;
-      // The spec is validated alone by the body schema; with its service and environment it must make a whole release spec.
-      const composed = releaseSpecSchema.safeParse({ ...input.spec, service: input.service, environment: input.environment, version: '0000000' });
-      if (!composed.success) throw invalidFields('body.spec', composed.error.issues, 'the drill spec is not a valid release spec');
+      const { overrides: _overrides, spec: _inline, ...input } = request.body;
+      const { service, environment, version: _version, commit: _commit, pipelineUrl: _pipelineUrl, ...spec } = drillSpecFor(ctx, request.body);
+      const schedule: DrillScheduleInput = { ...input, service, environment, spec };
       let created;
       try {
-        created = await drills().create(input as DrillScheduleInput);
+        created = await drills().create(schedule);
       } catch (error) {
         if (error instanceof z.ZodError) throw invalidFields('body', error.issues, 'invalid drill schedule');
         throw error;

@@ -1,7 +1,7 @@
 import type { FastifyReply } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { CommandName, ReleaseStatus } from '../../engine/release-state';
-import { releaseSpecSchema } from '../../spec/release-spec';
+import { releaseRequestSchema } from '../../spec/release-request';
 import { CommandRejectedError, ReleaseNotFoundError } from '../../temporal/releases';
 import { releaseWorkflowId } from '../../../workflows/definitions';
 import type { Principal } from '../auth';
@@ -94,17 +94,21 @@ export const releaseRoutes: FastifyPluginAsyncZod<{ ctx: ApiContext }> = async (
       config: operator,
       schema: {
         tags: ['releases'],
-        summary: 'Start a release from a spec.',
+        summary: "Start a release: a registered service's version, or an inline spec on the simulated target.",
         description:
+          'A service registered in RAMPART_SPECS_DIR is released from its registered spec: the body names it and brings the version, ' +
+          'commit, pipelineUrl and overrides (bakes, weights, approvals, analysis interval and margins) within the limits of that spec; ' +
+          'target, strategy, analysis, alerts or notifications in the body are refused (400 naming the field). A service without one ' +
+          'may come with an inline spec whose target is simulated and whose hooks and notifications go to RAMPART_OUTBOUND_HOSTS. ' +
           'The release goes to its service lane: 201 started, 202 queued behind the release it supersedes (which rolls back first), ' +
-          '200 when this version was already submitted (the existing release). requestedBy is the token name.',
+          '200 when this version was already submitted (the existing release). The requester is the token name.',
         security: bearer,
-        body: releaseSpecSchema,
+        body: releaseRequestSchema,
         response: { 200: submitResultSchema, 201: submitResultSchema, 202: submitResultSchema, 409: problemSchema, ...errorResponses },
       },
     },
     async (request, reply) => {
-      const spec = { ...request.body, requestedBy: principalOf(request).name };
+      const spec = ctx.specs.releaseFor(request.body, principalOf(request).name);
       const result = await ctx.releases.submit(spec);
       ctx.metrics.webhooks.inc({ source: 'api', outcome: result.disposition });
       return reply.status(submitStatus(result)).header('location', releasePath(result.releaseId)).send(result);

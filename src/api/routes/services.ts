@@ -1,23 +1,52 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { nameSchema } from '../../spec/release-spec';
-import type { ApiContext } from '../context';
+import { GITHUB_RELEASE_EVENTS } from '../spec-registry';
+import { principalOf, type ApiContext } from '../context';
 import { problemSchema, ProblemError } from '../problem';
 import { errorResponses } from '../schemas';
 
 const laneRecordSchema = z.object({ releaseId: z.string(), version: z.string() });
+
+export const REDACTED = '[redacted]';
 
 const registeredSchema = z.object({
   service: z.string(),
   environment: z.string(),
   file: z.string().describe('The file in RAMPART_SPECS_DIR.'),
   github: z
-    .object({ repository: z.string(), workflows: z.array(z.string()), branches: z.array(z.string()) })
+    .object({
+      repository: z.string(),
+      workflows: z.array(z.string()),
+      branches: z.array(z.string()),
+      events: z.array(z.enum(GITHUB_RELEASE_EVENTS)),
+      environments: z.array(z.string()),
+    })
     .nullable()
     .describe('Which GitHub events release the service.'),
   alerts: z.object({ onFiring: z.enum(['pause', 'abort']), resumeOnResolved: z.boolean() }),
-  spec: z.record(z.string(), z.unknown()).describe('The registered spec, as written (no version).'),
+  spec: z
+    .record(z.string(), z.unknown())
+    .describe(`The registered spec (no version). Below admin, every string outside the release's shape (commands, environment, URLs, sockets, queries) reads "${REDACTED}".`),
+  redacted: z.boolean().describe('Whether spec had its strings redacted (every role below admin).'),
 });
+
+/**
+ * Strings a spec may show to every reader: names, kinds and durations. Anything else may be a
+ * secret (an environment value, a webhook URL with its token in the path, a command line, a socket
+ * or Prometheus address), and a field added later is hidden until it is listed here.
+ */
+const SHOWN_STRINGS = new Set(['service', 'environment', 'type', 'name', 'phase', 'kind', 'bake', 'interval', 'timeout', 'onFiring', 'healthPath']);
+
+/** The spec with every string not known to be harmless replaced; numbers and booleans (weights, ports, margins) stay. */
+export function redactSpec(value: unknown, key = ''): unknown {
+  if (Array.isArray(value)) return value.map((item) => redactSpec(item, key));
+  if (value !== null && typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, redactSpec(v, k)]));
+  }
+  if (typeof value === 'string') return SHOWN_STRINGS.has(key) ? value : REDACTED;
+  return value;
+}
 
 /** The registered specs (read-only: they are files) and each lane's release in flight. */
 export const serviceRoutes: FastifyPluginAsyncZod<{ ctx: ApiContext }> = async (app, { ctx }) => {
@@ -29,21 +58,26 @@ export const serviceRoutes: FastifyPluginAsyncZod<{ ctx: ApiContext }> = async (
       config: viewer,
       schema: {
         tags: ['services'],
-        summary: 'The registered service specs (RAMPART_SPECS_DIR), used by webhooks that carry no spec.',
+        summary: 'The registered service specs (RAMPART_SPECS_DIR), used by webhooks that carry no spec; secrets redacted below admin.',
         security: [{ bearer: [] }],
         response: { 200: z.object({ services: z.array(registeredSchema) }), ...errorResponses },
       },
     },
-    async () => ({
-      services: ctx.specs.list().map((e) => ({
-        service: e.service,
-        environment: e.environment,
-        file: e.file,
-        github: e.github,
-        alerts: e.alerts,
-        spec: e.template,
-      })),
-    }),
+    async (request) => {
+      // What a release may touch is review-gated configuration: admins, who could change it, see it whole.
+      const whole = principalOf(request).role === 'admin';
+      return {
+        services: ctx.specs.list().map((e) => ({
+          service: e.service,
+          environment: e.environment,
+          file: e.file,
+          github: e.github,
+          alerts: e.alerts,
+          spec: whole ? e.template : (redactSpec(e.template) as Record<string, unknown>),
+          redacted: !whole,
+        })),
+      };
+    },
   );
 
   app.get(

@@ -1,14 +1,19 @@
 // GitHub's webhooks: a workflow run that completed with success, or a deployment, releases the
 // services whose registered specs are bound to the repository. The version is the commit SHA.
+// Anyone who can open a pull request can make a workflow run complete with success, so a run
+// releases only when everything the binding names holds: the repository's own commit (no fork),
+// a bound workflow, on a bound branch, started by a trigger only people with write access have.
 // GitHub's payloads carry far more than Rampart reads; the fields it reads are checked, the rest is
 // GitHub's business and is let through.
 import { z } from 'zod';
-import { nameSchema, versionSchema, type ReleaseSpec } from '../../spec/release-spec';
+import { versionSchema, type ReleaseSpec } from '../../spec/release-spec';
 import { fieldsFromIssues, ProblemError } from '../problem';
-import { SpecRegistry, type RegisteredSpec } from '../spec-registry';
+import { SpecRegistry, type GitHubBinding, type RegisteredSpec } from '../spec-registry';
 
+const fullNameSchema = z.string().regex(/^[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+$/, 'a repository is owner/name');
 const repositorySchema = z.looseObject({
-  full_name: z.string().regex(/^[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+$/, 'a repository is owner/name'),
+  full_name: fullNameSchema,
+  default_branch: z.string().min(1).max(500).nullish(),
 });
 const userSchema = z.looseObject({ login: z.string().min(1).max(100) });
 
@@ -20,6 +25,10 @@ export const workflowRunEventSchema = z.looseObject({
     path: z.string().max(500).nullish(),
     head_sha: versionSchema,
     head_branch: z.string().max(500).nullish(),
+    /** What started the run: push, workflow_dispatch, pull_request… */
+    event: z.string().max(100).nullish(),
+    /** Where the run's commit comes from: a fork's pull request names the fork here. */
+    head_repository: z.looseObject({ full_name: fullNameSchema }).nullish(),
     status: z.string().max(100).nullish(),
     conclusion: z.string().max(100).nullish(),
     html_url: z.url().nullish(),
@@ -55,9 +64,38 @@ function parse<T extends z.ZodType>(schema: T, payload: unknown): z.infer<T> {
   return result.data;
 }
 
-function unbound(repository: string, what: string): ProblemError {
-  const detail = `no registered spec is bound to ${repository}${what}: add github.repository to the service's spec in RAMPART_SPECS_DIR`;
+function unbound(repository: string): ProblemError {
+  const detail = `no registered spec is bound to ${repository}: add github.repository to the service's spec in RAMPART_SPECS_DIR`;
   return new ProblemError(422, 'no-spec', detail, [{ field: 'body.repository.full_name', message: detail }]);
+}
+
+/** Why a bound spec is not released by this run, or null when it is. */
+function whyRunDoesNotRelease(
+  binding: GitHubBinding,
+  run: { workflow: string[]; branch: string | null; event: string | null; defaultBranch: string | null },
+): string | null {
+  if (!run.event || !(binding.events as readonly string[]).includes(run.event)) {
+    return `a run started by ${run.event ?? '(no event)'} does not release (github.events: ${binding.events.join(', ')})`;
+  }
+  if (binding.workflows.length === 0) return 'no workflow is bound (github.workflows is empty)';
+  if (!binding.workflows.some((w) => run.workflow.includes(w))) {
+    return `workflow ${run.workflow.join(' / ') || '(unnamed)'} is not bound (github.workflows: ${binding.workflows.join(', ')})`;
+  }
+  const branches = binding.branches.length ? binding.branches : run.defaultBranch ? [run.defaultBranch] : [];
+  if (branches.length === 0) return 'the payload names no default branch (repository.default_branch) and github.branches is empty';
+  if (!run.branch || !branches.includes(run.branch)) {
+    const source = binding.branches.length ? 'github.branches' : "the repository's default branch";
+    return `branch ${run.branch ?? '(none)'} is not bound (${source}: ${branches.join(', ')})`;
+  }
+  return null;
+}
+
+/** The reasons of every bound spec, said once each: usually one spec, one reason. */
+function ignoredBecause(reasons: { entry: RegisteredSpec; reason: string }[]): GitHubOutcome {
+  const distinct = [...new Set(reasons.map((r) => r.reason))];
+  const reason =
+    distinct.length === 1 ? distinct[0]! : reasons.map(({ entry, reason }) => `${entry.service}/${entry.environment}: ${reason}`).join('; ');
+  return { kind: 'ignored', reason };
 }
 
 /** What a GitHub event asks of Rampart: which releases to start, or why it asks for none. */
@@ -69,13 +107,22 @@ export function releasesForGitHubEvent(event: string, payload: unknown, specs: S
       const { action, workflow_run: run, repository, sender } = parse(workflowRunEventSchema, payload);
       if (action !== 'completed') return { kind: 'ignored', reason: `workflow run ${action}: only completed runs release` };
       if (run.conclusion !== 'success') return { kind: 'ignored', reason: `workflow run concluded ${run.conclusion ?? 'without a conclusion'}: only successful runs release` };
-      const bound = specs.forGitHub(repository.full_name, {});
-      if (bound.length === 0) throw unbound(repository.full_name, '');
-      const workflow = [run.name, run.path].filter((w): w is string => typeof w === 'string');
-      const matching = specs.forGitHub(repository.full_name, { workflow, branch: run.head_branch ?? null });
-      if (matching.length === 0) {
-        return { kind: 'ignored', reason: `workflow ${workflow.join(' / ')} on branch ${run.head_branch ?? '(none)'} releases no registered service` };
+      const bound = specs.forGitHub(repository.full_name);
+      if (bound.length === 0) throw unbound(repository.full_name);
+      const origin = run.head_repository?.full_name;
+      if (!origin) return { kind: 'ignored', reason: `the run does not say which repository its commit comes from (workflow_run.head_repository): only runs of ${repository.full_name}'s own commits release` };
+      if (origin.toLowerCase() !== repository.full_name.toLowerCase()) {
+        return { kind: 'ignored', reason: `the run's commit comes from ${origin}, a fork: only runs of ${repository.full_name}'s own commits release` };
       }
+      const facts = {
+        workflow: [run.name, run.path].filter((w): w is string => typeof w === 'string'),
+        branch: run.head_branch ?? null,
+        event: run.event ?? null,
+        defaultBranch: repository.default_branch ?? null,
+      };
+      const verdicts = bound.map((entry) => ({ entry, reason: whyRunDoesNotRelease(entry.github!, facts) }));
+      const matching = verdicts.filter((v) => v.reason === null).map((v) => v.entry);
+      if (matching.length === 0) return ignoredBecause(verdicts as { entry: RegisteredSpec; reason: string }[]);
       const requestedBy = `github:${run.triggering_actor?.login ?? sender?.login ?? 'unknown'}`;
       return {
         kind: 'release',
@@ -92,13 +139,13 @@ export function releasesForGitHubEvent(event: string, payload: unknown, specs: S
     case 'deployment': {
       const { action, deployment, repository, sender } = parse(deploymentEventSchema, payload);
       if (action !== undefined && action !== 'created') return { kind: 'ignored', reason: `deployment ${action}: only created deployments release` };
+      const bound = specs.forGitHub(repository.full_name);
+      if (bound.length === 0) throw unbound(repository.full_name);
       const environment = deployment.environment.toLowerCase();
-      if (!nameSchema.safeParse(environment).success) {
-        const detail = `"${deployment.environment}" cannot be a Rampart environment: use lower-case letters, digits and dashes`;
-        throw new ProblemError(422, 'invalid-environment', detail, [{ field: 'body.deployment.environment', message: detail }]);
+      const matching = bound.filter((entry) => entry.github!.environments.some((e) => e.toLowerCase() === environment));
+      if (matching.length === 0) {
+        return { kind: 'ignored', reason: `no registered spec of ${repository.full_name} binds the GitHub environment "${deployment.environment}" (github.environments)` };
       }
-      const matching = specs.forGitHub(repository.full_name, { environment });
-      if (matching.length === 0) throw unbound(repository.full_name, ` in environment ${environment}`);
       const requestedBy = `github:${deployment.creator?.login ?? sender?.login ?? 'unknown'}`;
       return { kind: 'release', specs: matching.map((entry) => specFor(entry, { version: deployment.sha, requestedBy })) };
     }

@@ -8,13 +8,13 @@ import { PROJECT_ROOT } from '../../paths';
 import type { Deployer, Slot, SlotState } from './deployer';
 
 export interface LocalDeployerOptions {
-  /** Command that starts one instance; RAMPART_VERSION and PORT are added to its environment. */
+  /** Command that starts one instance; its environment is instanceEnvironment(): env, RAMPART_VERSION, PORT and a short allowlist. */
   command: string[];
   /** Path answering 2xx once an instance is ready; default /healthz. */
   healthPath?: string;
   stablePort: number;
   canaryPort: number;
-  /** Extra environment for the instances. */
+  /** Environment the instances get on top of INHERITED_ENV. */
   env?: Record<string, string>;
   /** Where instance records and logs live; default .run/deploy in the repository. */
   stateDir?: string;
@@ -39,6 +39,29 @@ export interface InstanceRecord {
 }
 
 const SERVICE_NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+
+/**
+ * What an instance inherits from the worker, and nothing more. PATH finds the runtime the command
+ * names; HOME, LANG, LC_ALL and TZ keep tools and formatting behaving as on any login; TMPDIR keeps
+ * temporary files where the machine wants them. NODE_OPTIONS is left out on purpose: the worker's
+ * own flags (an --import of its loader, an --inspect port, a heap size) are not the service's, and
+ * a service that needs some declares them in its target's env.
+ */
+export const INHERITED_ENV = ['PATH', 'HOME', 'LANG', 'LC_ALL', 'TZ', 'TMPDIR'] as const;
+
+/**
+ * An instance's whole environment: the inherited allowlist, then what its target declares, then
+ * RAMPART_VERSION and PORT, which no declaration can change. The worker's own variables (API
+ * tokens, webhook secrets, Temporal addresses) never reach a deployed process.
+ */
+export function instanceEnvironment(declared: Readonly<Record<string, string>>, version: string, port: number, parent: NodeJS.ProcessEnv = process.env): Record<string, string> {
+  const inherited: Record<string, string> = {};
+  for (const name of INHERITED_ENV) {
+    const value = parent[name];
+    if (value !== undefined) inherited[name] = value;
+  }
+  return { ...inherited, ...declared, RAMPART_VERSION: version, PORT: String(port) };
+}
 
 /**
  * Runs versions as child processes on this machine, one per slot, each in its own process group (detached)
@@ -120,7 +143,7 @@ export class LocalDeployer implements Deployer {
       const [executable, ...args] = this.options.command as [string, ...string[]];
       child = spawn(executable, args, {
         cwd: this.options.cwd ?? PROJECT_ROOT,
-        env: { ...process.env, ...this.options.env, RAMPART_VERSION: version, PORT: String(port) },
+        env: instanceEnvironment(this.options.env ?? {}, version, port),
         detached: true,
         stdio: ['ignore', log, log],
       });

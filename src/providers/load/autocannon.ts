@@ -1,9 +1,13 @@
 import autocannon from 'autocannon';
-import type { LoadGenerator, LoadRequest, LoadResult } from './generator';
+import { histogramOfLatencies, type LoadGenerator, type LoadRequest, type LoadResult } from './generator';
 
 export interface AutocannonOptions {
-  /** Where the version under test answers: a fixed base URL, or one chosen per request (the service's canary slot). */
-  baseUrl: string | ((request: LoadRequest) => string | Promise<string>);
+  /**
+   * Where the load goes: one base URL per track (the new version in the canary slot, stable in its own), or one
+   * chosen per request. The load goes straight at the instances, not through the router: the new version takes no
+   * user traffic yet, and stable's users must not share their instance's router queue with the test.
+   */
+  baseUrl: Record<LoadRequest['track'], string> | ((request: LoadRequest) => string | Promise<string>);
   /** Seconds one request may take before it counts as an error; default 10. */
   requestTimeoutSeconds?: number;
   /** How often onProgress is called while the load runs; default 1000 ms. */
@@ -30,6 +34,11 @@ export class LatencyRecorder {
     return this.total;
   }
 
+  /** Every recorded latency (ms) with how many times it was seen. */
+  entries(): IterableIterator<[ms: number, count: number]> {
+    return this.counts.entries();
+  }
+
   /** Nearest-rank percentile: the smallest recorded value with at least p% of the values at or below it; 0 when nothing was recorded. */
   percentile(p: number): number {
     if (this.total === 0) return 0;
@@ -49,15 +58,17 @@ export class LatencyRecorder {
  * inflates latencies to correct for coordinated omission at a fixed rate. Errors are 1xx/4xx/5xx answers plus
  * connection errors and timeouts (autocannon counts timeouts among its errors).
  *
- * If onProgress throws (a cancelled activity's heartbeat, say), the load stops and run rejects with that error.
+ * The load stops at once, and run rejects, when `signal` aborts (the release was aborted during its load test) or
+ * when onProgress throws.
  */
 export class AutocannonLoadGenerator implements LoadGenerator {
   readonly type = 'autocannon';
 
   constructor(private readonly options: AutocannonOptions) {}
 
-  async run(request: LoadRequest, onProgress?: () => void): Promise<LoadResult> {
+  async run(request: LoadRequest, onProgress?: () => void, signal?: AbortSignal): Promise<LoadResult> {
     const { load } = request;
+    signal?.throwIfAborted();
     const base = await this.resolveBaseUrl(request);
     const prefix = base.pathname.replace(/\/+$/, '');
     const latencies = new LatencyRecorder();
@@ -69,7 +80,7 @@ export class AutocannonLoadGenerator implements LoadGenerator {
     const total = Math.max(1, Math.ceil((load.rate * load.duration) / 1000));
     const result = await new Promise<autocannon.Result>((resolve, reject) => {
       // Shared with the callback, which autocannon may call before the interval below exists.
-      const run: { stoppedBy?: Error; progress?: NodeJS.Timeout } = {};
+      const run: { stoppedBy?: Error; progress?: NodeJS.Timeout; onAbort?: () => void } = {};
       const instance = autocannon(
         {
           url: base.origin,
@@ -84,23 +95,35 @@ export class AutocannonLoadGenerator implements LoadGenerator {
         },
         (error, finished) => {
           clearInterval(run.progress);
+          if (run.onAbort) signal?.removeEventListener('abort', run.onAbort);
           if (run.stoppedBy) reject(run.stoppedBy);
           else if (error) reject(error);
           else resolve(finished);
         },
       );
       instance.on('response', (_client: unknown, _status: number, _bytes: number, responseTimeMs: number) => latencies.record(responseTimeMs));
+      const stop = (reason: unknown) => {
+        if (run.stoppedBy) return;
+        run.stoppedBy = reason instanceof Error ? reason : new Error(String(reason));
+        clearInterval(run.progress);
+        instance.stop();
+      };
       run.progress = setInterval(() => {
         try {
           onProgress?.();
         } catch (error) {
-          run.stoppedBy = error instanceof Error ? error : new Error(String(error));
-          clearInterval(run.progress);
-          instance.stop();
+          stop(error);
         }
       }, this.options.progressIntervalMs ?? 1_000);
+      if (signal) {
+        run.onAbort = () => stop(signal.reason ?? new Error('aborted'));
+        signal.addEventListener('abort', run.onAbort, { once: true });
+        if (signal.aborted) run.onAbort();
+      }
     }).catch((error: unknown) => {
-      throw new Error(`load test of ${request.service} ${request.version} at ${base.href} failed: ${(error as Error).message}`, { cause: error });
+      // The canceller's own reason (Temporal's CancelledFailure) goes back as it is, so a cancelled activity reports cancelled.
+      if (signal?.aborted) throw signal.reason;
+      throw new Error(`load test of ${request.service} ${request.track} ${request.version} at ${base.href} failed: ${(error as Error).message}`, { cause: error });
     });
 
     const answered = result['1xx'] + result['2xx'] + result['3xx'] + result['4xx'] + result['5xx'];
@@ -116,11 +139,12 @@ export class AutocannonLoadGenerator implements LoadGenerator {
       requestsPerSecond: requests / seconds,
       // Latency of the answers only; a run with no answers has errorRate 1, which is what fails it.
       latencyMs: { p50: latencies.percentile(50), p95: latencies.percentile(95), p99: latencies.percentile(99) },
+      histogram: histogramOfLatencies(latencies.entries()),
     };
   }
 
   private async resolveBaseUrl(request: LoadRequest): Promise<URL> {
-    const raw = typeof this.options.baseUrl === 'function' ? await this.options.baseUrl(request) : this.options.baseUrl;
+    const raw = typeof this.options.baseUrl === 'function' ? await this.options.baseUrl(request) : this.options.baseUrl[request.track];
     try {
       return new URL(raw);
     } catch (error) {

@@ -1,22 +1,38 @@
-/** Metric providers answer one instant query with one number; null means no data (inconclusive, never a pass). */
+// Metric providers return evidence, not verdict-shaped numbers: counts for a ratio check and a latency
+// distribution for a latency check, per track, so the judge can weigh sample size (Kayenta's judge
+// takes two samples, never two ratios). Null means no data: inconclusive, never a pass.
+import type { Counts, Histogram } from '../../engine/statistics';
 
 export type Track = 'stable' | 'canary';
 
-export interface MetricQuery {
-  /** The check's query with {{service}}, {{version}}, {{track}} and {{window}} filled in. */
-  query: string;
+interface QueryContext {
   check: string;
   service: string;
+  environment: string;
   version: string;
   track: Track;
 }
 
+/** A ratio check's two queries, placeholders filled in: bad events and all events of one track. */
+export interface CountsQuery extends QueryContext {
+  events: string;
+  total: string;
+}
+
+/** A latency check's query, placeholders filled in: cumulative counts by `le` (seconds). */
+export interface HistogramQuery extends QueryContext {
+  buckets: string;
+}
+
 export interface MetricProvider {
   readonly type: string;
-  query(request: MetricQuery): Promise<number | null>;
+  counts(request: CountsQuery): Promise<Counts | null>;
+  histogram(request: HistogramQuery): Promise<Histogram | null>;
   isOnline(): Promise<boolean>;
 }
 
-export function renderQuery(template: string, values: Record<'service' | 'version' | 'track' | 'window', string>): string {
-  return template.replace(/\{\{\s*(service|version|track|window)\s*\}\}/g, (_, key: keyof typeof values) => values[key]);
+export type QueryPlaceholder = 'service' | 'environment' | 'version' | 'track' | 'window';
+
+export function renderQuery(template: string, values: Record<QueryPlaceholder, string>): string {
+  return template.replace(/\{\{\s*(service|environment|version|track|window)\s*\}\}/g, (_, key: QueryPlaceholder) => values[key]);
 }

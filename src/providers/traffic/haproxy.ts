@@ -67,6 +67,17 @@ interface ServerWeights {
   canary: number;
 }
 
+/** One server's row of `show stat`, the columns that say whether and why it is out of rotation. */
+interface ServerHealth {
+  status: string;
+  /** L4CON, L7STS…; HAProxy prefixes "* " while a check runs. */
+  checkStatus: string;
+  /** "Layer4 connection problem" */
+  checkDescription: string;
+  /** What the last check saw: "Connection refused", "HTTP status check returned code <503>". */
+  lastCheck: string;
+}
+
 interface MapEntry {
   key: string;
   value: string;
@@ -168,21 +179,51 @@ export class HaproxyRouter implements TrafficRouter {
 
   /** HAProxy's health view of the two servers: "UP", "DOWN", "MAINT", or a transition such as "DOWN 1/2". */
   async serverStatus(service: string): Promise<Record<ServerName, string>> {
+    const health = await this.serverHealth(service);
+    return { stable: health.stable.status, canary: health.canary.status };
+  }
+
+  /**
+   * Whether HAProxy takes the slot's server out of rotation right now, and why in its own words: DOWN (its
+   * health check fails; "DOWN 1/2" is still down, on its way up), MAINT (put in maintenance) or NOLB (kept
+   * out of load balancing). Null when it serves: UP, "UP 1/2" (failing, not yet down) or "no check".
+   */
+  async serverDown(service: string, slot: 'stable' | 'canary'): Promise<string | null> {
+    const server = (await this.serverHealth(service))[slot === 'stable' ? STABLE_SERVER : CANARY_SERVER];
+    const state = /^(DOWN|MAINT|NOLB)\b/.exec(server.status)?.[1];
+    if (!state) return null;
+    const check = [server.checkDescription, server.checkStatus && server.lastCheck ? `${server.checkStatus}: ${server.lastCheck}` : server.checkStatus]
+      .filter(Boolean)
+      .join(', ');
+    const why = state === 'MAINT' ? 'in maintenance' : state === 'NOLB' ? 'out of load balancing' : 'its health check fails';
+    return `HAProxy marks ${service}/${slot} ${server.status} (${why}${check ? `: ${check}` : ''})`;
+  }
+
+  private async serverHealth(service: string): Promise<Record<ServerName, ServerHealth>> {
     const command = `show stat ${service} 4 -1`;
     const [header, ...rows] = (await this.command(command)).split('\n').filter((line) => line.trim());
     const columns = (header ?? '').replace(/^# /, '').split(',');
-    const name = columns.indexOf('svname');
-    const status = columns.indexOf('status');
-    if (name < 0 || status < 0) throw new HaproxyRuntimeError(`"${command}" answered no server table: ${header ?? 'nothing'}`, command);
-    const found: Partial<Record<ServerName, string>> = {};
+    const column = (name: string) => columns.indexOf(name);
+    const [name, status] = [column('svname'), column('status')];
+    if (name < 0 || status < 0) throw new HaproxyRuntimeError(`"${command}" answered no server table: ${(header ?? 'nothing').slice(0, 200)}`, command);
+    const found: Partial<Record<ServerName, ServerHealth>> = {};
     for (const row of rows) {
-      const [server, health] = [row.split(',')[name], row.split(',')[status]];
-      if (server === STABLE_SERVER || server === CANARY_SERVER) found[server] = health ?? '';
+      const cells = row.split(',');
+      const server = cells[name];
+      const cell = (index: number) => (index >= 0 ? (cells[index] ?? '') : '');
+      if (server === STABLE_SERVER || server === CANARY_SERVER) {
+        found[server] = {
+          status: cell(status),
+          checkStatus: cell(column('check_status')).replace(/^\* /, ''),
+          checkDescription: cell(column('check_desc')),
+          lastCheck: cell(column('last_chk')),
+        };
+      }
     }
     if (found.stable === undefined || found.canary === undefined) {
       throw new HaproxyRuntimeError(`backend ${service} lacks a ${STABLE_SERVER} or ${CANARY_SERVER} server`, command);
     }
-    return found as Record<ServerName, string>;
+    return found as Record<ServerName, ServerHealth>;
   }
 
   /**

@@ -25,6 +25,12 @@ export interface TrafficRouter {
    * traffic that silently stays on the other one. Routers without health checks leave it out.
    */
   awaitHealthy?(service: string, slot: 'stable' | 'canary'): Promise<void>;
+  /**
+   * Whether the router sees the slot's server as down right now, with its own words for why (a failed
+   * health check, refused connections); null when it is up. A canary that crashed is hidden from
+   * the counters when the router retries its requests elsewhere, so the judge asks the router too.
+   */
+  serverDown?(service: string, slot: 'stable' | 'canary'): Promise<string | null>;
   close?(): Promise<void>;
 }
 

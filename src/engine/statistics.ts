@@ -1,0 +1,151 @@
+// Anytime-valid statistics for canary analysis. Pure and dependency-free: the release workflow imports
+// it, so every verdict is part of the replayable history. The math and its references are in
+// docs/analysis.md; the reference values the tests check against are in test/unit/fixtures/.
+
+/** Events out of trials: errors out of requests, or slow requests out of requests. */
+export interface Counts {
+  events: number;
+  total: number;
+}
+
+/** A time-uniform confidence interval: it holds at every look, however often the analysis looks. */
+export interface Interval {
+  estimate: number;
+  lower: number;
+  upper: number;
+}
+
+/**
+ * The rate a variance is computed from: (events + 1/2) / (total + 1), so that zero errors in a
+ * handful of requests does not claim zero variance (which would make a tiny sample look certain).
+ */
+export function varianceRate(counts: Counts): number {
+  return (counts.events + 0.5) / (counts.total + 1);
+}
+
+export function rate(counts: Counts): number {
+  return counts.total > 0 ? counts.events / counts.total : 0;
+}
+
+/**
+ * Half-width of the normal-mixture boundary (the mixture SPRT of Robbins, as used for A/B tests by
+ * Johari, Pekelis and Walsh): an estimate with variance `variance`, mixing scale `tau` (the size of
+ * effect the test is tuned to find fastest), holds with probability at least 1 - alpha at every look.
+ */
+export function mixtureHalfWidth(variance: number, alpha: number, tau: number): number {
+  if (!(variance > 0)) return 0;
+  const t2 = tau * tau;
+  return Math.sqrt(((variance * (variance + t2)) / t2) * (2 * Math.log(1 / alpha) + Math.log((variance + t2) / variance)));
+}
+
+/** Variance of one track's rate estimate. */
+function rateVariance(counts: Counts): number {
+  const p = varianceRate(counts);
+  return (p * (1 - p)) / Math.max(1, counts.total);
+}
+
+/**
+ * Anytime-valid interval for canary rate minus stable rate. `lower` uses `alphaLower`, `upper` uses
+ * `alphaUpper`: a rollback needs stronger evidence than a pass, so the two sides differ.
+ */
+export function differenceInterval(canary: Counts, stable: Counts, alphaLower: number, alphaUpper: number, tau: number): Interval {
+  const estimate = rate(canary) - rate(stable);
+  const variance = rateVariance(canary) + rateVariance(stable);
+  return { estimate, lower: estimate - mixtureHalfWidth(variance, alphaLower, tau), upper: estimate + mixtureHalfWidth(variance, alphaUpper, tau) };
+}
+
+/** Anytime-valid interval for one track's rate, for absolute limits (`max`, `min`). */
+export function rateInterval(counts: Counts, alphaLower: number, alphaUpper: number, tau: number): Interval {
+  const estimate = rate(counts);
+  const variance = rateVariance(counts);
+  return { estimate, lower: estimate - mixtureHalfWidth(variance, alphaLower, tau), upper: estimate + mixtureHalfWidth(variance, alphaUpper, tau) };
+}
+
+/**
+ * How many canary requests (with as many or more for stable) a difference of `distance` needs before
+ * the interval's half-width shrinks below it, at the rate `p`: what "insufficient traffic" tells the
+ * operator. Found by doubling then bisection; the half-width falls monotonically with the sample.
+ */
+export function samplesToResolve(p: number, distance: number, alpha: number, tau: number, twoSample: boolean): number {
+  if (!(distance > 0)) return Number.POSITIVE_INFINITY;
+  const q = Math.min(Math.max(p, 0.001), 0.999);
+  const halfWidth = (n: number) => mixtureHalfWidth(((twoSample ? 2 : 1) * q * (1 - q)) / n, alpha, tau);
+  let high = 1;
+  while (halfWidth(high) >= distance) {
+    high *= 2;
+    if (high > 1e12) return Number.POSITIVE_INFINITY;
+  }
+  let low = Math.floor(high / 2);
+  while (high - low > 1) {
+    const mid = Math.floor((low + high) / 2);
+    if (halfWidth(mid) >= distance) low = mid;
+    else high = mid;
+  }
+  return high;
+}
+
+/**
+ * A latency distribution: cumulative counts at each upper bound (seconds), ascending; the last bound
+ * may be Infinity, which JSON (and so a Temporal payload) carries as null.
+ */
+export interface Histogram {
+  buckets: Array<{ le: number | null; count: number }>;
+}
+
+function upperBound(le: number | null): number {
+  return typeof le === 'number' && !Number.isNaN(le) ? le : Number.POSITIVE_INFINITY;
+}
+
+export function histogramTotal(histogram: Histogram): number {
+  const last = histogram.buckets[histogram.buckets.length - 1];
+  return last ? last.count : 0;
+}
+
+/**
+ * The q-quantile, interpolated linearly inside its bucket as Prometheus' histogram_quantile does (the
+ * first bucket starts at 0). Null without observations; the highest finite bound when it falls in +Inf.
+ */
+export function histogramQuantile(histogram: Histogram, q: number): number | null {
+  const total = histogramTotal(histogram);
+  if (total <= 0) return null;
+  const rank = q * total;
+  let previousBound = 0;
+  let previousCount = 0;
+  for (const bucket of histogram.buckets) {
+    const le = upperBound(bucket.le);
+    const count = bucket.count;
+    if (count >= rank) {
+      if (!Number.isFinite(le)) return previousBound;
+      const inBucket = count - previousCount;
+      if (inBucket <= 0) return le;
+      return previousBound + ((le - previousBound) * (rank - previousCount)) / inBucket;
+    }
+    previousBound = le;
+    previousCount = count;
+  }
+  return previousBound;
+}
+
+/**
+ * How many observations were slower than `threshold` seconds, interpolating inside the bucket that
+ * holds it (observations assumed uniform within a bucket, as histogram_quantile assumes). Rounded to
+ * whole requests so the result is a count a test can use.
+ */
+export function countAbove(histogram: Histogram, threshold: number): Counts {
+  const total = histogramTotal(histogram);
+  let previousBound = 0;
+  let previousCount = 0;
+  let below = total;
+  for (const bucket of histogram.buckets) {
+    const le = upperBound(bucket.le);
+    const count = bucket.count;
+    if (threshold < le) {
+      const share = Number.isFinite(le) ? (threshold - previousBound) / (le - previousBound) : 0;
+      below = previousCount + Math.max(0, Math.min(1, share)) * (count - previousCount);
+      break;
+    }
+    previousBound = le;
+    previousCount = count;
+  }
+  return { events: Math.round(total - below), total: Math.round(total) };
+}
