@@ -7,6 +7,7 @@ import { quietSdkLogs, startTestServer } from '../test/helpers/temporal';
 import { benchApi } from './api';
 import { benchCapacity } from './capacity';
 import { benchEngine } from './engine';
+import { benchJudgment, judgmentTableRows } from './judgment';
 import { benchSafety, safetyTableRows } from './safety';
 
 async function main(): Promise<void> {
@@ -16,10 +17,11 @@ async function main(): Promise<void> {
   const results: Record<string, unknown> = { at: new Date().toISOString(), machine: { cpus: cpus().length, node: process.version } };
   const lines: string[] = ['| benchmark | figure | value | goal |', '| --- | --- | --- | --- |'];
 
-  const server = await startTestServer();
+  // Judgment runs on simulated time, without Temporal: no dev server for it alone.
+  const server = ['engine', 'safety', 'api', 'capacity'].some(wanted) ? await startTestServer() : null;
   try {
     if (wanted('engine')) {
-      const engine = await benchEngine(server);
+      const engine = await benchEngine(server!);
       results.engine = engine;
       lines.push(
         `| engine efficiency | bare workflow, ${engine.activitiesPerRelease} no-op activities (floor) | ${engine.bareWorkflowsPerSecond}/s | |`,
@@ -30,13 +32,13 @@ async function main(): Promise<void> {
     }
     if (wanted('safety')) {
       // Abort to safe and detect to safe, on the real HAProxy and Prometheus.
-      const safety = await benchSafety(server, { log: (line) => console.log(line) });
+      const safety = await benchSafety(server!, { log: (line) => console.log(line) });
       results.safety = safety;
       lines.push(...safetyTableRows(safety));
       console.log('safety', JSON.stringify(safety, null, 2));
     }
     if (wanted('api')) {
-      const api = await benchApi(server);
+      const api = await benchApi(server!);
       results.api = api;
       lines.push(
         `| API throughput | bare client.workflow.start of a release (floor) | ${api.bareStartPerSecond}/s, p50 ${api.bareStartLatencyMs.p50} ms, p99 ${api.bareStartLatencyMs.p99} ms | |`,
@@ -47,7 +49,7 @@ async function main(): Promise<void> {
       console.log('api', api);
     }
     if (wanted('capacity')) {
-      const levels = await benchCapacity(server);
+      const levels = await benchCapacity(server!);
       results.capacity = levels;
       for (const level of levels) {
         lines.push(
@@ -56,8 +58,14 @@ async function main(): Promise<void> {
       }
       console.log('capacity', levels);
     }
+    if (wanted('judgment')) {
+      // The real judge and bake planner over the default strategy, with simulated traffic; the old rule beside it.
+      const judgment = await benchJudgment({ log: (line) => console.log(line) });
+      results.judgment = { releasesPerCell: judgment.releasesPerCell, seconds: judgment.seconds, file: 'bench/results/judgment.json' };
+      lines.push(...judgmentTableRows(judgment));
+    }
   } finally {
-    await server.stop();
+    await server?.stop();
   }
 
   const dir = join(__dirname, 'results');

@@ -20,6 +20,7 @@ async function main(): Promise<void> {
   const deploymentMetrics = new DeploymentMetrics();
   const worker = await createReleaseWorker({
     address: temporal.address,
+    ...temporal.connectionOptions,
     namespace: temporal.namespace,
     taskQueue: config.RAMPART_TASK_QUEUE,
     simulatedStateDir: join(projectPath(config.RAMPART_DATA_DIR), 'simulated'),

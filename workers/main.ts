@@ -7,6 +7,7 @@ import { DeploymentMetrics } from '../src/observability/deployment-metrics';
 import { installRuntime, serveMetrics } from '../src/observability/runtime';
 import { WORKFLOW_BUNDLE_PATH } from '../src/paths';
 import { OutboundAllowlist } from '../src/providers/outbound';
+import { temporalConnectionOptions } from '../src/temporal/connect';
 import { createReleaseWorker } from './worker';
 
 async function main(): Promise<void> {
@@ -19,7 +20,7 @@ async function main(): Promise<void> {
   const metricsServer = config.RAMPART_WORKER_METRICS_PORT > 0 ? await serveMetrics(metrics.registry, config.RAMPART_WORKER_METRICS_PORT) : null;
   if (compiled && !existsSync(WORKFLOW_BUNDLE_PATH)) throw new Error(`no workflow bundle at ${WORKFLOW_BUNDLE_PATH}: run npm run build`);
   const release = await createReleaseWorker({
-    address: config.TEMPORAL_ADDRESS,
+    ...temporalConnectionOptions(config)!,
     namespace: config.TEMPORAL_NAMESPACE,
     taskQueue: config.RAMPART_TASK_QUEUE,
     simulatedStateDir: join(projectPath(config.RAMPART_DATA_DIR), 'simulated'),

@@ -1,5 +1,5 @@
 import { Client, Connection } from '@temporalio/client';
-import { NativeConnection, Worker, type InjectedSinks, type WorkerOptions } from '@temporalio/worker';
+import { NativeConnection, Worker, type InjectedSinks, type TLSConfig, type WorkerOptions } from '@temporalio/worker';
 import { createActivities } from '../activities';
 import { createDrillActivities } from '../activities/drill';
 import { createLaneActivities } from '../activities/lane';
@@ -14,6 +14,9 @@ import { TASK_QUEUE } from '../workflows/definitions';
 
 export interface ReleaseWorkerOptions {
   address: string;
+  /** TLS and API key of a secured Temporal (temporalConnectionOptions); unset: plaintext. */
+  tls?: TLSConfig;
+  apiKey?: string;
   namespace?: string;
   taskQueue?: string;
   /** Where the simulated fleet keeps its state, so a replacement worker finds it; unset keeps it in memory. */
@@ -57,9 +60,10 @@ export function releaseSinks(metrics: DeploymentMetrics, logger?: Logger): Injec
 }
 
 export async function createReleaseWorker(options: ReleaseWorkerOptions): Promise<ReleaseWorker> {
-  const connection = await NativeConnection.connect({ address: options.address });
+  const secured = { address: options.address, ...(options.tls ? { tls: options.tls } : {}), ...(options.apiKey ? { apiKey: options.apiKey } : {}) };
+  const connection = await NativeConnection.connect(secured);
   // Drills hand their release to the lane like any client would; this is their connection to do it.
-  const clientConnection = await Connection.connect({ address: options.address });
+  const clientConnection = await Connection.connect(secured);
   const releases = new ReleaseClient(new Client({ connection: clientConnection, namespace: options.namespace ?? 'default' }), options.taskQueue);
   const fleet = new SimulatedFleet(options.simulatedStateDir ? { stateDir: options.simulatedStateDir } : {});
   const providers = new ProviderRegistry({ fleet });
@@ -73,6 +77,9 @@ export async function createReleaseWorker(options: ReleaseWorkerOptions): Promis
     ...(bundlePath ? { workflowBundle: { codePath: bundlePath } } : { workflowsPath: require.resolve('../workflows') }),
     activities: { ...createActivities({ providers, ...(options.outbound ? { outbound: options.outbound } : {}) }), ...createDrillActivities({ releases }), ...createLaneActivities({ releases }) },
     sinks,
+    // On shutdown, running activities get this long to finish (an undo, a traffic move) before they
+    // are cancelled; the load test observes the cancellation and stops its load at once.
+    shutdownGraceTime: '10 seconds',
     ...options.overrides,
   });
   let running: Promise<void> | undefined;

@@ -2,6 +2,7 @@
 // needed can run behind a load balancer. `npm start` runs it embedded with the dev server and a worker.
 import { Client, Connection } from '@temporalio/client';
 import { loadConfig } from '../config';
+import { temporalConnectionOptions } from '../temporal/connect';
 import { ensureSearchAttributes } from '../temporal/search-attributes';
 import { startApi } from './server';
 
@@ -9,7 +10,7 @@ async function main(): Promise<void> {
   const config = loadConfig();
   const say = (line: string) => console.log(`[rampart-api] ${line}`);
   if (!config.TEMPORAL_ADDRESS) throw new Error('set TEMPORAL_ADDRESS to the Temporal frontend (host:port); `npm start` runs the API embedded with its own dev server');
-  const connection = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
+  const connection = await Connection.connect(temporalConnectionOptions(config)!);
   // A cluster that lacks Rampart's search attributes would fail every release; add what is missing.
   await ensureSearchAttributes(connection, config.TEMPORAL_NAMESPACE);
   const client = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });

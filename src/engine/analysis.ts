@@ -179,8 +179,15 @@ function judgeRatio(check: RatioCheckSpec, evidence: CheckEvidence, options: Jud
   return combine(check.name, tests, canary, stable, options, (test) => {
     const range = `[${pct(test.interval.lower)}, ${pct(test.interval.upper)}]`;
     if (test.name === 'compared with stable') {
-      const verb = decideTest(test) === 'fail' ? 'exceeds' : decideTest(test) === 'pass' ? 'is within' : 'may exceed';
-      return `${share} ${verb} stable ${pct(rate(stable!))} (${stable!.events}/${stable!.total}) by more than ${pct(test.limit)}: difference ${pct(test.interval.estimate)}, interval ${range}`;
+      const against = `stable ${pct(rate(stable!))} (${stable!.events}/${stable!.total})`;
+      const outcome = decideTest(test);
+      const claim =
+        outcome === 'fail'
+          ? `exceeds ${against} by more than ${pct(test.limit)}`
+          : outcome === 'pass'
+            ? `is within ${pct(test.limit)} of ${against}`
+            : `may or may not exceed ${against} by more than ${pct(test.limit)}`;
+      return `${share} ${claim}: difference ${pct(test.interval.estimate)}, interval ${range}`;
     }
     const side = test.bad === 'above' ? 'maximum' : 'minimum';
     return `${share} against the ${side} ${pct(test.limit)}: interval ${range}`;

@@ -82,7 +82,7 @@ export function temporalConnectionOptions(config: RampartConfig): TemporalConnec
   }
   const address = config.TEMPORAL_ADDRESS;
   if (config.TEMPORAL_TLS === false) {
-    const problems = given.map((field) => ({ field, message: 'TEMPORAL_TLS is false, so this would be ignored: turn TLS on or unset it' }));
+    const problems: { field: string; message: string }[] = given.map((field) => ({ field, message: 'TEMPORAL_TLS is false, so this would be ignored: turn TLS on or unset it' }));
     // Sent in the clear, the key would be readable by anyone on the path, and valid until revoked.
     if (key !== undefined) problems.push({ field: 'TEMPORAL_API_KEY', message: 'an API key is only sent over TLS: unset TEMPORAL_TLS=false' });
     if (problems.length) throw new ConfigError(problems);

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { ReleaseStatus } from '../../src/engine/release-state';
 import { ReleaseNotFoundError } from '../../src/temporal/releases';
+import type { LaneRecord } from '../../workflows/definitions';
 import { sha, uniqueService, waitFor } from '../helpers/temporal';
 import {
   ALERTMANAGER_TOKEN,
@@ -12,6 +13,7 @@ import {
   signedHeaders,
   specsDir,
   startApiRig,
+  startApp,
   TOKENS,
   type ApiRig,
 } from './helpers';
@@ -118,15 +120,18 @@ async function abort(releaseId: string) {
   await api.rig.releases.command(releaseId, 'abort', { actor: 'test', reason: 'test done' }).catch(() => undefined);
 }
 
-/** Visibility is eventually consistent: wait until the list shows `expected`, then look again a little later, for any extra. */
-async function releasesOf(service: string, environment: string, expected: number) {
-  await waitFor(`${expected} release(s) of ${service} listed`, async () => (await api.rig.releases.list({ service, environment })).length >= expected);
-  await new Promise((r) => setTimeout(r, 500));
-  return api.rig.releases.list({ service, environment });
+/**
+ * Every version the service's lane has taken in, oldest first: asked of the lane, which decides, and
+ * never of visibility's eventually consistent list, where a lagging count would pass vacuously.
+ */
+async function laneRecords(service: string, environment = 'production'): Promise<LaneRecord[]> {
+  const lane = await api.rig.releases.lane(service, environment);
+  return [...(lane?.recent ?? []), ...(lane?.pending ? [lane.pending] : [])];
 }
 
 describe('GitHub webhook', () => {
   test('a signed workflow_run delivered three times starts exactly one release', async () => {
+    const earlier = (await laneRecords(SHOP)).length;
     const version = sha(`${SHOP}-run`);
     const payload = workflowRun(version);
     const first = await deliverGitHub('workflow_run', payload, 'delivery-1');
@@ -143,9 +148,9 @@ describe('GitHub webhook', () => {
     assert.equal(again.body.releases[0]?.disposition, 'duplicate', 'a new delivery of the same version finds the existing release');
     assert.equal(again.body.releases[0]?.releaseId, first.body.releases[0]?.releaseId);
 
-    const releases = await releasesOf(SHOP, 'production', 1);
-    assert.equal(releases.length, 1);
-    const status = await api.rig.releases.status(releases[0]!.releaseId);
+    const taken = (await laneRecords(SHOP)).slice(earlier);
+    assert.deepEqual(taken.map((r) => r.releaseId), [first.body.releases[0]?.releaseId], 'the lane took in one release, this one');
+    const status = await api.rig.releases.status(taken[0]!.releaseId);
     assert.equal(status.version, version);
     assert.equal(status.requestedBy, 'github:octocat');
     assert.deepEqual(status.commit, { sha: version, time: '2026-03-01T10:00:00Z' });
@@ -153,6 +158,7 @@ describe('GitHub webhook', () => {
   });
 
   test('three concurrent deliveries of one run start one release', async () => {
+    const earlier = (await laneRecords(SHOP)).length;
     const version = sha(`${SHOP}-concurrent`);
     const answers = await Promise.all(['c-1', 'c-2', 'c-1'].map((id) => deliverGitHub('workflow_run', workflowRun(version), id)));
     const replayed = answers.filter((a) => a.body.replayed);
@@ -161,9 +167,9 @@ describe('GitHub webhook', () => {
     assert.deepEqual(dispositions, ['duplicate', 'started']);
     const releaseIds = new Set(answers.map((a) => a.body.releases[0]?.releaseId));
     assert.equal(releaseIds.size, 1);
-    const listed = await releasesOf(SHOP, 'production', 1);
-    assert.equal(listed.filter((r) => r.version === version).length, 1);
-    for (const r of listed) await abort(r.releaseId);
+    const taken = (await laneRecords(SHOP)).slice(earlier);
+    assert.deepEqual(taken.map((r) => r.version), [version]);
+    await abort(taken[0]!.releaseId);
   });
 
   test('a fork, another branch, an unbound workflow and an untrusted trigger start nothing; each answer says why', async () => {
@@ -266,7 +272,7 @@ describe('CI webhook', () => {
     assert.deepEqual([duplicate.status, duplicate.body.disposition], [200, 'duplicate']);
     const withoutId = await deliverCi(body);
     assert.deepEqual([withoutId.status, withoutId.body.disposition], [200, 'duplicate']);
-    assert.equal((await releasesOf(service, 'production', 1)).length, 1);
+    assert.deepEqual((await laneRecords(service)).map((r) => r.releaseId), [first.body.releaseId]);
     const status = await api.rig.releases.status(first.body.releaseId);
     assert.equal(status.requestedBy, 'jenkins');
     await abort(first.body.releaseId);
@@ -284,9 +290,7 @@ describe('CI webhook', () => {
     assert.equal(new Set(answers.map((a) => a.body.releaseId)).size, 1);
     const status = await waitFor('the accepted release running', async () => api.rig.releases.status(answers[0]!.body.releaseId));
     assert.equal(status.version, version);
-    assert.equal((await releasesOf(service, 'production', 1)).length, 1);
-    const lane = await api.rig.releases.lane(service, 'production');
-    assert.deepEqual(lane?.recent.map((r) => r.version), [version]);
+    assert.deepEqual((await laneRecords(service)).map((r) => r.version), [version]);
     await abort(status.releaseId);
   });
 
@@ -346,8 +350,8 @@ describe('Alertmanager webhook', () => {
     };
   }
 
-  async function notify(body: unknown) {
-    const answer = await call<{ actions: { releaseId: string | null; action: string; detail: string }[] }>(api.url, 'POST', alertsUrl, {
+  async function notify(body: unknown, url = api.url) {
+    const answer = await call<{ actions: { releaseId: string | null; action: string; detail: string }[] }>(url, 'POST', alertsUrl, {
       token: ALERTMANAGER_TOKEN,
       body,
     });
@@ -419,6 +423,56 @@ describe('Alertmanager webhook', () => {
     assert.match(stays[0]!.detail, /does not resume/);
     assert.equal((await state(unregistered)).state, 'paused');
     await abort(unregistered);
+  });
+
+  test('a resolve delivered to a second API process does not resume a release while another alert for it still fires', async () => {
+    const second = await startApp(api.rig);
+    try {
+      const service = uniqueService('replicas');
+      const version = sha(`${service}-alerted`);
+      const answer = await call<{ releaseId: string }>(api.url, 'POST', '/v1/releases', {
+        token: TOKENS.operator.token,
+        body: heldSpec(service, version, { alerts: { onFiring: 'pause', resumeOnResolved: true } }),
+      });
+      const releaseId = answer.body.releaseId;
+      await waitFor('the canary to take traffic', async () => (await state(releaseId)).routes.canaryWeight > 0);
+
+      const firing = await notify(notification('firing', [{ labels: { service }, fingerprint: 'fp-errors' }, { labels: { service, alertname: 'Latency' }, fingerprint: 'fp-latency' }]));
+      assert.deepEqual(firing.map((a) => a.action), ['paused', 'none'], 'one pause for two alerts');
+      assert.deepEqual((await api.rig.releases.lane(service, 'production'))?.firingAlerts.sort(), ['fp-errors', 'fp-latency']);
+
+      const oneResolved = await notify(notification('resolved', [{ labels: { service }, fingerprint: 'fp-errors' }]), second.url);
+      assert.deepEqual(oneResolved.map((a) => a.action), ['none']);
+      assert.match(oneResolved[0]!.detail, /1 other alert\(s\) still firing/);
+      assert.equal((await state(releaseId)).state, 'paused', 'the other alert still fires');
+
+      const otherResolved = await notify(notification('resolved', [{ labels: { service, alertname: 'Latency' }, fingerprint: 'fp-latency' }]), second.url);
+      assert.deepEqual(otherResolved.map((a) => a.action), ['resumed']);
+      assert.equal((await state(releaseId)).state, 'running');
+
+      // The first process learns of the resolves too: a late firing notice for the older episode changes nothing there.
+      const late = await notify(notification('firing', [{ labels: { service }, fingerprint: 'fp-errors' }]));
+      assert.deepEqual(late.map((a) => a.action), ['none']);
+      assert.match(late[0]!.detail, /late/);
+      assert.equal((await state(releaseId)).state, 'running');
+      await abort(releaseId);
+    } finally {
+      await second.close();
+    }
+  });
+
+  test('a notification with more alerts than the bound is 400 naming the field, and steers nothing', async () => {
+    const service = uniqueService('flood');
+    const releaseId = await held(service);
+    const alerts = Array.from({ length: 101 }, (_, i) => ({ labels: { service }, fingerprint: `fp-flood-${i}` }));
+    const problem = assertProblem(await call(api.url, 'POST', alertsUrl, { token: ALERTMANAGER_TOKEN, body: notification('firing', alerts) }), 400);
+    assert.equal(problem.errors?.[0]?.field, 'body.alerts');
+    assert.match(problem.errors?.[0]?.message ?? '', /max_alerts/);
+    assert.equal((await state(releaseId)).state, 'running');
+    assert.deepEqual((await api.rig.releases.lane(service, 'production'))?.firingAlerts, []);
+    const bounded = await notify(notification('firing', alerts.slice(0, 100)));
+    assert.deepEqual([bounded.length, bounded[0]?.action], [100, 'paused']);
+    await abort(releaseId);
   });
 
   test('rampart_action=abort rolls the release back, recorded as the alert', async () => {

@@ -26,46 +26,63 @@ export const DEPLOY_STATE_DIR = path.join(PROJECT_ROOT, '.run', 'deploy');
 
 export const INTERNAL = { header: 'x-rampart-audience', value: 'internal' };
 
+/** How a demo version behaves (DEMO_BEHAVIOUR of examples/demo-service/server.ts). */
 export interface Behaviour {
   errorRate: number;
   latencyMs: number;
+  /** Exit this long after the first user request: the port refuses connections from then on. */
+  crashAfterMs?: number;
 }
 
-/** A healthy version answers in 40 ms; the slow one in 200 ms (5x); the synthetic gate sits between, at p99 120 ms. */
+/** A healthy version answers in 40 ms and never fails. */
 export const HEALTHY: Behaviour = { errorRate: 0, latencyMs: 40 };
-export const SLOW: Behaviour = { errorRate: 0, latencyMs: 200 };
-export const SYNTHETIC_P99_LIMIT_MS = 120;
 
 /** A service of its own per scenario: its own HAProxy backend, ports, Prometheus series and deploy records. */
 export async function allocateService(prefix: string): Promise<Required<StackService>> {
   return { name: uniqueService(prefix), stablePort: await freePort(), canaryPort: await freePort(), healthPath: '/healthz' };
 }
 
-export type StepName = 'synthetic' | 'canary-5' | 'ramp-10' | 'ramp-50' | 'full';
-export const STEP_WEIGHTS: Record<StepName, number> = { synthetic: 0, 'canary-5': 5, 'ramp-10': 10, 'ramp-50': 50, full: 100 };
+export type StepName = 'synthetic' | 'canary-5' | 'canary-20' | 'ramp-10' | 'ramp-50' | 'full';
+export const STEP_WEIGHTS: Record<StepName, number> = { synthetic: 0, 'canary-5': 5, 'canary-20': 20, 'ramp-10': 10, 'ramp-50': 50, full: 100 };
 
 export interface LocalSpecOptions {
   /** Behaviour per version, handed to the demo service as DEMO_BEHAVIOUR. */
   behaviour: Record<string, Behaviour>;
-  /** Bake per step; defaults: canary-5 3s, ramp-10 3s, ramp-50 3s, full 2s. */
+  /** The steps, in order; default synthetic, canary-5 (internal users first), ramp-10, ramp-50, full. */
+  steps?: StepName[];
+  /** Bake per step; defaults: canary-5 3s, canary-20 3s, ramp-10 3s, ramp-50 3s, full 2s. */
   bake?: Partial<Record<StepName, string>>;
   /** Overrides of the synthetic load test. */
   load?: Record<string, unknown>;
-  /** Overrides of the analysis (interval 1s, window 5s, inconclusiveLimit 3, the default error-rate check). */
+  /** Overrides of the analysis (interval 1s and the default checks: error share and p95 latency against stable). */
   analysis?: Record<string, unknown>;
   /** Overrides of the alert policy. */
   alerts?: Record<string, unknown>;
 }
 
 /**
- * The issue's walk on the local target: synthetic (load test straight at the new instance), canary 5% with
- * internal users first, ramp 10% and 50%, full. Short bakes, analysis every second over a 5 s window: Prometheus
- * scrapes every second, so that is two to five samples per query.
+ * A walk on the local target: by default synthetic (a load test straight at the new instance and at stable), canary
+ * 5% with internal users first, ramp 10% and 50%, full. Short bakes, analysis every second on all the evidence since
+ * the step moved traffic (Prometheus scrapes every second). A bake ends only when the judge has decided; how long it
+ * may extend waiting for evidence is the analysis' maxBakeFactor.
  */
-export function localSpec(stack: Pick<LocalStackInfo, 'haproxySocket' | 'prometheusUrl'>, service: StackService, version: string, options: LocalSpecOptions): ReleaseSpec {
-  const bake = { 'canary-5': '3s', 'ramp-10': '3s', 'ramp-50': '3s', full: '2s', ...options.bake };
+export function localSpec(
+  stack: Pick<LocalStackInfo, 'haproxySocket' | 'prometheusUrl' | 'environment'>,
+  service: StackService,
+  version: string,
+  options: LocalSpecOptions,
+): ReleaseSpec {
+  const bake = { 'canary-5': '3s', 'canary-20': '3s', 'ramp-10': '3s', 'ramp-50': '3s', full: '2s', ...options.bake };
+  const steps = (options.steps ?? ['synthetic', 'canary-5', 'ramp-10', 'ramp-50', 'full']).map((name) => {
+    if (name === 'synthetic') {
+      return { name, phase: 'synthetic', weight: 0, analysis: false, load: { rate: 40, connections: 4, duration: '2s', paths: ['/'], ...options.load } };
+    }
+    const phase = name === 'full' ? 'full' : name.startsWith('canary') ? 'canary' : 'ramp';
+    return { name, phase, weight: STEP_WEIGHTS[name], bake: bake[name], ...(phase === 'canary' ? { internalAudience: INTERNAL } : {}) };
+  });
   return validateReleaseSpec({
     service: service.name,
+    environment: stack.environment,
     version,
     requestedBy: 'e2e',
     target: {
@@ -77,22 +94,8 @@ export function localSpec(stack: Pick<LocalStackInfo, 'haproxySocket' | 'prometh
       prometheusUrl: stack.prometheusUrl,
       env: { DEMO_BEHAVIOUR: JSON.stringify(options.behaviour) },
     },
-    strategy: {
-      steps: [
-        {
-          name: 'synthetic',
-          phase: 'synthetic',
-          weight: 0,
-          analysis: false,
-          load: { rate: 40, connections: 4, duration: '2s', paths: ['/'], maxErrorRate: 0.01, maxP99LatencyMs: SYNTHETIC_P99_LIMIT_MS, ...options.load },
-        },
-        { name: 'canary-5', phase: 'canary', weight: 5, internalAudience: INTERNAL, bake: bake['canary-5'] },
-        { name: 'ramp-10', phase: 'ramp', weight: 10, bake: bake['ramp-10'] },
-        { name: 'ramp-50', phase: 'ramp', weight: 50, bake: bake['ramp-50'] },
-        { name: 'full', phase: 'full', weight: 100, bake: bake.full },
-      ],
-    },
-    analysis: { interval: '1s', window: '5s', inconclusiveLimit: 3, ...options.analysis },
+    strategy: { steps },
+    analysis: { interval: '1s', ...options.analysis },
     ...(options.alerts ? { alerts: options.alerts } : {}),
   });
 }

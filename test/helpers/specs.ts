@@ -11,24 +11,37 @@ export interface FastSpecOptions {
   approval?: string[];
   analysis?: Record<string, unknown>;
   load?: Record<string, unknown>;
+  /** Simulated user requests per second (default 20,000: a few seconds of bake hold plenty of evidence). */
+  trafficPerSecond?: number;
+  /** Delay of every simulated provider call in ms, to widen windows a test must hit (default 0). */
+  providerLatencyMs?: number;
+  drill?: boolean;
+  hooks?: Record<string, { before?: unknown[]; after?: unknown[] }>;
 }
 
 /** The default four phases (six steps) on the simulated target, with zero bakes unless asked. */
 export function fastSpec(service: string, version: string, options: FastSpecOptions = {}): ReleaseSpec {
   const internal = { header: 'x-rampart-audience', value: 'internal' };
   const steps = [
-    { name: 'synthetic', phase: 'synthetic', weight: 0, analysis: false, load: { duration: '1s', ...options.load } },
+    // Simulated load costs nothing to generate: enough of it that the comparison with stable can decide.
+    { name: 'synthetic', phase: 'synthetic', weight: 0, analysis: false, load: { duration: '1s', rate: 5_000, ...options.load } },
     { name: 'canary-internal', phase: 'canary', weight: 0, internalAudience: internal },
     { name: 'canary-5', phase: 'canary', weight: 5, internalAudience: internal },
     { name: 'ramp-10', phase: 'ramp', weight: 10 },
     { name: 'ramp-50', phase: 'ramp', weight: 50 },
     { name: 'full', phase: 'full', weight: 100 },
-  ].map((step) => ({ ...step, bake: options.bake?.[step.name] ?? 0, approval: options.approval?.includes(step.name) ?? false }));
+  ].map((step) => ({
+    ...step,
+    bake: options.bake?.[step.name] ?? 0,
+    approval: options.approval?.includes(step.name) ?? false,
+    ...(options.hooks?.[step.name] ?? {}),
+  }));
   return validateReleaseSpec({
     service,
     version,
     requestedBy: 'test',
-    target: { type: 'simulated', health: options.health ?? {} },
+    target: { type: 'simulated', health: options.health ?? {}, trafficPerSecond: options.trafficPerSecond ?? 20_000, latencyMs: options.providerLatencyMs ?? 0 },
+    ...(options.drill ? { drill: true } : {}),
     strategy: { steps },
     analysis: { interval: '100ms', ...options.analysis },
   });

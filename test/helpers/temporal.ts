@@ -31,9 +31,9 @@ export function quietSdkLogs(): void {
 }
 
 /** Server, client and an in-process worker: what most workflow tests need. */
-export async function startRig(workerOptions: Partial<ReleaseWorkerOptions> = {}): Promise<TestRig> {
+export async function startRig(workerOptions: Partial<ReleaseWorkerOptions> = {}, serverOptions: Parameters<typeof startTestServer>[0] = {}): Promise<TestRig> {
   quietSdkLogs();
-  const server = await startTestServer();
+  const server = await startTestServer(serverOptions);
   const connection = await Connection.connect({ address: server.address });
   const client = new Client({ connection });
   const worker = await createReleaseWorker({ address: server.address, ...workerOptions });
