@@ -1,4 +1,5 @@
-import type { ReleaseInspection, ReleaseClient } from '../src/temporal/releases';
+import type { ReleaseClient } from '../src/temporal/releases';
+import type { ReleaseInspection } from '../workflows/definitions';
 
 /**
  * What a lane needs to know that no workflow can ask another directly: whether a release still runs,

@@ -21,7 +21,7 @@ import { PrometheusMetricProvider } from '../src/providers/metrics/prometheus';
 import { SimulatedFleet } from '../src/providers/simulated/fleet';
 import { HaproxyRouter } from '../src/providers/traffic/haproxy';
 import { validateReleaseSpec } from '../src/spec/parse';
-import { DEFAULT_ERROR_RATE_QUERY, type ReleaseSpec } from '../src/spec/release-spec';
+import { DEFAULT_ERROR_EVENTS_QUERY, DEFAULT_ERROR_TOTAL_QUERY, type ReleaseSpec } from '../src/spec/release-spec';
 import { freeStackPorts, startLocalStack, type LocalStack, type StackService } from '../src/stack/local-stack';
 import type { DevServer } from '../src/temporal/dev-server';
 import { ReleaseClient } from '../src/temporal/releases';
@@ -76,15 +76,15 @@ export interface SafetyResult {
   detectToSafe: {
     /** Canary given a weight to weight 0 again. */
     total: LatencySummary;
-    /** Canary given a weight to Prometheus answering the analysis query with a failing value. */
+    /** Canary given a weight to Prometheus' counts showing the canary's failed share more than 2 points above stable's (0). */
     metricsPipeline: LatencySummary;
-    /** Failing value visible in Prometheus to weight 0: analysis tick, query, decision, rollback. */
+    /** Failing share visible in Prometheus to weight 0: looks until the judge is confident, decision, rollback. */
     engine: LatencySummary;
     /** User requests the faulty canary answered per trial. */
     canaryRequests: number[];
     /** Trials that did not end in an analysis rollback (counted out of the figures). */
     failedTrials: string[];
-    config: { scrapeInterval: string; analysisInterval: string; window: string; canaryWeight: number; canaryErrorRate: number; trafficPerSecond: number };
+    config: { scrapeInterval: string; analysisInterval: string; canaryWeight: number; canaryErrorRate: number; trafficPerSecond: number };
     goalP50Ms: number;
     meetsGoal: boolean;
   };
@@ -243,7 +243,7 @@ export async function benchSafety(server: DevServer, options: { abortTrials?: nu
     });
     await new LocalDeployer({ ...detectTarget, healthPath: '/healthz' }).deploy(detectService.name, 'stable', detectStable);
     await new HaproxyRouter({ socket }).waitUntilUp(detectService.name, ['stable']);
-    const analysis = { interval: '1s', window: '5s', inconclusiveLimit: 5 };
+    const analysis = { interval: '1s' };
     const detectSpec = (version: string): ReleaseSpec =>
       validateReleaseSpec({
         service: detectService.name,
@@ -277,28 +277,33 @@ export async function benchSafety(server: DevServer, options: { abortTrials?: nu
     const canaryRequests: number[] = [];
     const failedTrials: string[] = [];
     for (let i = 0; i < detectTrials; i++) {
-      // The window must hold none of the previous trial's errors.
-      await sleep(7_000);
       const version = sha(`bench-detect-${run}-${i}`);
       const taking = watchWeight(socket, detectService.name, (w) => w > 0, 120_000);
       taking.catch(() => undefined);
       const { releaseId } = await releases.submit(detectSpec(version));
       const start = await taking;
       const safe = watchWeight(socket, detectService.name, (w) => w === 0, 60_000);
-      // The analysis fails the canary once its 5xx share is above 5%, or 2 points above stable's (0 here).
-      const query = {
-        query: renderQuery(DEFAULT_ERROR_RATE_QUERY, { service: detectService.name, version, track: 'canary', window: formatPromDuration(5_000) }),
-        check: 'error-rate',
-        service: detectService.name,
-        version,
-        track: 'canary' as const,
+      // The judge fails the canary once it is confident its failed share is more than 2 points above stable's (0
+      // here): the pipeline's part ends when Prometheus' counts, over the trial so far, show that share.
+      const takenAt = Date.now();
+      const countsQuery = () => {
+        const values = { service: detectService.name, environment: stack.environment, version, track: 'canary', window: formatPromDuration(Math.ceil((Date.now() - takenAt) / 1000 + 1) * 1000) };
+        return {
+          events: renderQuery(DEFAULT_ERROR_EVENTS_QUERY, values),
+          total: renderQuery(DEFAULT_ERROR_TOTAL_QUERY, values),
+          check: 'error-rate',
+          service: detectService.name,
+          environment: stack.environment,
+          version,
+          track: 'canary' as const,
+        };
       };
       let visibleAt: number | null = null;
       let stopped = false;
       const visible = (async () => {
         while (!stopped && visibleAt === null) {
-          const value = await prometheus.query(query).catch(() => null);
-          if (value !== null && value > 0.02) visibleAt = performance.now();
+          const counts = await prometheus.counts(countsQuery()).catch(() => null);
+          if (counts && counts.total > 0 && counts.events / counts.total > 0.02) visibleAt = performance.now();
           else await sleep(20);
         }
       })();
@@ -340,7 +345,7 @@ export async function benchSafety(server: DevServer, options: { abortTrials?: nu
         engine: summarize(engine),
         canaryRequests,
         failedTrials,
-        config: { scrapeInterval: '1s', analysisInterval: analysis.interval, window: analysis.window, canaryWeight: 10, canaryErrorRate, trafficPerSecond },
+        config: { scrapeInterval: '1s', analysisInterval: analysis.interval, canaryWeight: 10, canaryErrorRate, trafficPerSecond },
         goalP50Ms: 3_000,
         meetsGoal: total.trials > 0 && total.p50Ms < 3_000,
       },
@@ -358,7 +363,7 @@ export function safetyTableRows(result: SafetyResult): string[] {
     `| abort to safe | floor: signal + activity + runtime-API call, to HAProxy reporting weight 0 | ${ms(a.floor)} | |`,
     `| | abort update to HAProxy reporting the canary at weight 0 | ${ms(a.abort)}, ${a.ratioP50}x the floor at p50 | p99 < ${a.goalP99Ms} ms |`,
     `| | abort update answered (rolled back, canary instance stopped) | ${ms(a.abortAnswered)} | |`,
-    `| detect to safe | ${d.config.canaryErrorRate * 100}% failing canary at ${d.config.canaryWeight}% taking traffic to all traffic on stable (${d.config.scrapeInterval} scrape, analysis every ${d.config.analysisInterval} over ${d.config.window}) | ${ms(d.total)}${d.failedTrials.length ? `, ${d.failedTrials.length} trial(s) not rolled back by analysis` : ''} | p50 < ${d.goalP50Ms} ms |`,
+    `| detect to safe | ${d.config.canaryErrorRate * 100}% failing canary at ${d.config.canaryWeight}% taking traffic to all traffic on stable (${d.config.scrapeInterval} scrape, analysis every ${d.config.analysisInterval} on the evidence since the canary took traffic) | ${ms(d.total)}${d.failedTrials.length ? `, ${d.failedTrials.length} trial(s) not rolled back by analysis` : ''} | p50 < ${d.goalP50Ms} ms |`,
     `| | of which metrics pipeline (traffic to a failing value in Prometheus) | ${ms(d.metricsPipeline)} | |`,
     `| | of which engine (failing value in Prometheus to weight 0) | ${ms(d.engine)} | |`,
     `| | user requests answered by the faulty canary, per trial | ${d.canaryRequests.join(', ')} | |`,

@@ -149,6 +149,12 @@ export interface AlertAnswer {
   detail: string;
 }
 
+/** A release as its lane checks on it (an activity): whether its workflow still runs, and the status it reports. */
+export interface ReleaseInspection {
+  running: boolean;
+  status: ReleaseStatus | null;
+}
+
 export const ALERTS_PER_NOTIFICATION = 100;
 
 /** Alerts for one lane, applied in order; answered with what was done for each. */

@@ -15,7 +15,6 @@ import {
 } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { LaneActivities } from '../activities/lane';
-import type { ReleaseInspection } from '../src/temporal/releases';
 import { AlertTracker } from '../src/engine/alerts';
 import { rejectCommand, type ReleaseCommand } from '../src/engine/release-state';
 import type { ReleaseSpec } from '../src/spec/release-spec';
@@ -39,6 +38,7 @@ import {
   type CarriedRelease,
   type LaneInput,
   type LaneRecord,
+  type ReleaseInspection,
   type SubmitResult,
 } from './definitions';
 import { releaseWorkflow } from './release';

@@ -26,6 +26,7 @@ import {
   type AlertAnswer,
   type AlertNotice,
   type LaneStatus,
+  type ReleaseInspection,
   type SubmitResult,
 } from '../../workflows/definitions';
 import { releaseLaneWorkflow } from '../../workflows/lane';
@@ -60,12 +61,6 @@ export class SubmitRefusedError extends Error {
     super(reason);
     this.name = 'SubmitRefusedError';
   }
-}
-
-/** A release as its lane checks on it: whether its workflow still runs, and the status it reports. */
-export interface ReleaseInspection {
-  running: boolean;
-  status: ReleaseStatus | null;
 }
 
 export interface ReleaseSummary {

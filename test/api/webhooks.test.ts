@@ -192,6 +192,11 @@ describe('GitHub webhook', () => {
       assert.match(answer.body.ignored ?? '', reason, name);
       assert.deepEqual(answer.body.releases, [], name);
     }
+    // acme/billing binds deployments only: an empty workflow list releases no run (it used to mean any).
+    const billingRun = workflowRun(sha(`${BILLING}-ignored-run`), { repository: 'acme/billing' });
+    assert.match((await deliverGitHub('workflow_run', billingRun, 'ignored-billing')).body.ignored ?? '', /no workflow is bound/);
+    await assert.rejects(api.rig.releases.status(`release/${BILLING}/staging/${billingRun.workflow_run.head_sha}`), ReleaseNotFoundError);
+
     const noHead = workflowRun(sha(`${SHOP}-ignored-nohead`));
     delete (noHead.workflow_run as Partial<typeof noHead.workflow_run>).head_repository;
     assert.match((await deliverGitHub('workflow_run', noHead, 'ignored-nohead')).body.ignored ?? '', /head_repository/);

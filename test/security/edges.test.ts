@@ -21,6 +21,8 @@ import { apiSettingsFromConfig, type ApiSettings } from '../../src/api/settings'
 import { ConfigError, loadConfig } from '../../src/config';
 import { canConnect, freePort } from '../../src/net';
 import { PROJECT_ROOT } from '../../src/paths';
+import { SpecRegistry } from '../../src/api/spec-registry';
+import { OutboundAllowlist } from '../../src/providers/outbound';
 import { temporalConnectionOptions } from '../../src/temporal/connect';
 import { startRig, waitFor, type TestRig } from '../helpers/temporal';
 import { call, specsDir, TEST_SETTINGS, TOKENS } from '../api/helpers';
@@ -62,7 +64,7 @@ function capturedLogger(): { logger: pino.Logger; lines: Record<string, unknown>
   return { logger: pino({ level: 'info' }, sink), lines };
 }
 
-async function startApi(settings: Partial<ApiSettings>, extra: { logger?: pino.Logger; specs?: ReturnType<typeof specsDir>['registry'] } = {}): Promise<string> {
+async function startApi(settings: Partial<ApiSettings>, extra: { logger?: pino.Logger; specs?: SpecRegistry } = {}): Promise<string> {
   const app = await buildApp({
     releases: rig.releases,
     ping: async () => {
@@ -219,8 +221,11 @@ describe('GET /v1/services', () => {
   let api: string;
   before(async () => {
     const hook = { name: 'smoke', url: `https://hooks.example.com/${SECRETS.hook}` };
-    const { registry } = specsDir({
-      'vault.yaml': `
+    // The hook and notification hosts are allowed, as an operator would list them: what is tested is what viewers read.
+    const { dir } = specsDir({});
+    writeFileSync(
+      join(dir, 'vault.yaml'),
+      `
 github: { repository: acme/vault, workflows: [build] }
 spec:
   target:
@@ -237,7 +242,8 @@ spec:
       - { name: full, phase: full, weight: 100 }
   notifications: { webhookUrl: https://hooks.slack.com/services/T0/B0/${SECRETS.notification} }
 `,
-    });
+    );
+    const registry = SpecRegistry.load(dir, OutboundAllowlist.parse('hooks.example.com,hooks.slack.com'));
     api = await startApi({}, { specs: registry });
   });
 
