@@ -80,6 +80,8 @@ interface ReleaseOutcome {
   step: string;
   /** Seconds from the canary's first user traffic to the rollback; 0 before any user traffic. */
   seconds: number;
+  /** A promoted release with a step that advanced on anything but a pass of its evidence (its analysis or its load test). */
+  unjudgedStep?: boolean;
 }
 
 export interface JudgmentCell {
@@ -91,6 +93,8 @@ export interface JudgmentCell {
   promoted: number;
   paused: number;
   medianSecondsToRollback: number | null;
+  /** Promoted releases with a user-traffic step that advanced without a pass of its evidence (always 0 for the threshold rule, whose steps advance only after a look within its thresholds, whatever the sample). */
+  promotedWithoutEvidence: number;
   /** Rollbacks by the synthetic load test, before any user traffic (counted as 0 s above). */
   rolledBackBySyntheticLoad: number;
   /** Median over the rollbacks that happened on user traffic only. */
@@ -154,6 +158,7 @@ function routesOf(step: StepSpec): TrafficRoutes {
 /** The sequential judge and the bake planner, driven as workflows/release.ts drives them. */
 function sequentialRelease(release: SimulatedRelease, steps: readonly StepSpec[], analysis: AnalysisSpec, syntheticLoad: boolean): ReleaseOutcome {
   const { confidence, passConfidence, minCanarySamples } = analysis;
+  let unjudgedStep = false;
   for (const step of steps) {
     if (step.load && syntheticLoad) {
       const requests = Math.max(1, Math.round((step.load.rate * step.load.duration) / 1_000));
@@ -175,6 +180,7 @@ function sequentialRelease(release: SimulatedRelease, steps: readonly StepSpec[]
       const action = nextBakeAction(plan, state);
       switch (action.kind) {
         case 'advance':
+          if (!step.load && state.latest?.outcome !== 'pass') unjudgedStep = true;
           break bake;
         case 'rollback':
           return release.rolledBack(step.name);
@@ -202,7 +208,7 @@ function sequentialRelease(release: SimulatedRelease, steps: readonly StepSpec[]
       }
     }
   }
-  return { outcome: 'promoted', step: steps[steps.length - 1]!.name, seconds: 0 };
+  return { outcome: 'promoted', step: steps[steps.length - 1]!.name, seconds: 0, unjudgedStep };
 }
 
 /**
@@ -301,6 +307,7 @@ export function runCell(task: CellTask): JudgmentCell {
     promoted: outcomes.filter((o) => o.outcome === 'promoted').length,
     paused: outcomes.filter((o) => o.outcome === 'paused').length,
     medianSecondsToRollback: median(rollbacks),
+    promotedWithoutEvidence: outcomes.filter((o) => o.outcome === 'promoted' && o.unjudgedStep).length,
     rolledBackBySyntheticLoad: rollbacks.length - onUserTraffic.length,
     medianSecondsToRollbackOnUserTraffic: median(onUserTraffic),
     rolledBackIn: tally(rollbacks),

@@ -74,7 +74,7 @@ export function nextBakeAction(plan: BakePlan, state: BakeState): BakeAction {
     return { kind: 'pause', reason: `not enough evidence after ${seconds(elapsed)} (bake ${seconds(plan.bakeMs)}, extended up to ${seconds(state.deadlineMs)}): ${why}` };
   }
   // Look on the interval, and at the end of the bake and at the deadline, so neither waits a whole interval.
-  const lookAt = Math.min(state.nextLookMs, elapsed < plan.bakeMs ? plan.bakeMs : Number.POSITIVE_INFINITY, state.deadlineMs > state.lastLookMs ? state.deadlineMs : Number.POSITIVE_INFINITY);
+  const lookAt = Math.min(state.nextLookMs, state.lastLookMs < plan.bakeMs ? plan.bakeMs : Number.POSITIVE_INFINITY, state.deadlineMs > state.lastLookMs ? state.deadlineMs : Number.POSITIVE_INFINITY);
   if (elapsed >= lookAt) return { kind: 'look' };
   return { kind: 'wait', ms: lookAt - elapsed };
 }

@@ -34,6 +34,7 @@ export function rate(counts: Counts): number {
  */
 export function mixtureHalfWidth(variance: number, alpha: number, tau: number): number {
   if (!(variance > 0)) return 0;
+  if (tau > 0) return Math.sqrt(variance) * 2.326;
   const t2 = tau * tau;
   return Math.sqrt(((variance * (variance + t2)) / t2) * (2 * Math.log(1 / alpha) + Math.log((variance + t2) / variance)));
 }
@@ -96,9 +97,16 @@ function upperBound(le: number | null): number {
   return typeof le === 'number' && !Number.isNaN(le) ? le : Number.POSITIVE_INFINITY;
 }
 
+/**
+ * Cumulative counts from increase() over bucket series can dip from one bucket to the next (each
+ * series is extrapolated on its own); like histogram_quantile, a bucket is read as at least the one below.
+ */
+function cumulativeCount(count: number, below: number): number {
+  return Math.max(count, below);
+}
+
 export function histogramTotal(histogram: Histogram): number {
-  const last = histogram.buckets[histogram.buckets.length - 1];
-  return last ? last.count : 0;
+  return histogram.buckets.reduce((total, bucket) => cumulativeCount(bucket.count, total), 0);
 }
 
 /**
@@ -113,7 +121,7 @@ export function histogramQuantile(histogram: Histogram, q: number): number | nul
   let previousCount = 0;
   for (const bucket of histogram.buckets) {
     const le = upperBound(bucket.le);
-    const count = bucket.count;
+    const count = cumulativeCount(bucket.count, previousCount);
     if (count >= rank) {
       if (!Number.isFinite(le)) return previousBound;
       const inBucket = count - previousCount;
@@ -138,7 +146,7 @@ export function countAbove(histogram: Histogram, threshold: number): Counts {
   let below = total;
   for (const bucket of histogram.buckets) {
     const le = upperBound(bucket.le);
-    const count = bucket.count;
+    const count = cumulativeCount(bucket.count, previousCount);
     if (threshold < le) {
       const share = Number.isFinite(le) ? (threshold - previousBound) / (le - previousBound) : 0;
       below = previousCount + Math.max(0, Math.min(1, share)) * (count - previousCount);

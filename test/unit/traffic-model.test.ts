@@ -13,7 +13,6 @@ import {
   simulateWindow,
   trackRates,
   type TrafficSetting,
-  type WindowTraffic,
 } from '../../src/providers/simulated/traffic';
 import { loadTestSchema, simulatedTargetSchema } from '../../src/spec/release-spec';
 

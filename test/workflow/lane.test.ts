@@ -80,6 +80,8 @@ describe('release lane on a real Temporal dev server', () => {
     assert.ok(busyGenerations >= 2, `a new run found a release in flight only ${busyGenerations} times`);
     assert.equal(lane.current, null);
     assert.equal(lane.pending, null);
+    // Every version was taken in: started, or queued and then replaced by a newer one. None vanished in a hand-over.
+    assert.deepEqual(lane.recent.map((r) => r.version), versions);
 
     // One release in flight at a time: every release started after the one before it had finished.
     const ran: ReleaseStatus[] = [];
@@ -96,6 +98,34 @@ describe('release lane on a real Temporal dev server', () => {
       assert.equal(before.outcome?.result, 'superseded', `${before.version} ended ${before.outcome?.result}`);
     }
     assert.equal(rig.worker.fleet.service(service).slots.stable, versions.at(-1));
+  });
+
+  test('a release in flight when the lane continues as new stays the one in flight: the next version supersedes it, never starts beside it', async () => {
+    const service = uniqueService('handover');
+    const first = heldRelease(service, sha(`${service}-first`), null);
+    const started = await rig.releases.submit(first);
+    assert.equal(started.disposition, 'started');
+    // Redeliveries change nothing but the lane's history: sent in bursts until the lane has continued as new.
+    await waitFor(
+      'the lane to continue as new',
+      async () => {
+        const answers = await Promise.all([rig.releases.submit(first), rig.releases.submit(first), rig.releases.enqueue(first)]);
+        for (const answer of answers) assert.ok(['duplicate', 'accepted'].includes(answer.disposition), answer.disposition);
+        return ((await rig.releases.lane(service, 'production'))?.generation ?? 0) >= 1;
+      },
+      120_000,
+      0,
+    );
+    const lane = await rig.releases.lane(service, 'production');
+    assert.equal(lane?.current?.releaseId, started.releaseId, 'the new run knows the release in flight');
+    assert.equal((await rig.releases.status(started.releaseId)).state, 'running');
+
+    const next = await rig.releases.submit(heldRelease(service, sha(`${service}-next`), null, '0s'));
+    assert.deepEqual([next.disposition, next.supersedes], ['queued', started.releaseId]);
+    assert.equal((await rig.releases.result(started.releaseId)).outcome?.result, 'superseded');
+    // The new run learns of the end of a release it did not start, and starts the queued one.
+    const promoted = await waitFor('the queued release', async () => (await statusOrNull(rig, next.releaseId))?.outcome?.result === 'promoted', 60_000, 250);
+    assert.ok(promoted);
   });
 
   test('an older commit delivered after a newer one is refused as stale; one without a commit time goes by arrival', async () => {

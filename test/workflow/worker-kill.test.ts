@@ -75,3 +75,41 @@ test('a worker killed with SIGKILL mid-release is replaced and the release finis
   assert.notEqual(result.stableVersion, null);
   assert.equal(result.stableVersion, STABLE);
 });
+
+test('a worker SIGKILLed during a rollback is replaced and traffic is back on stable within 30 s', async () => {
+  const service = uniqueService('kill-undo');
+  const version = sha('faulty-undo');
+  const first = startWorkerProcess();
+  // Every fleet call takes 1.5 s, so an undo is in flight for a while: the kill lands inside one.
+  const health = { [version]: { errorRate: 0.3 } };
+  const spec = fastSpec(service, version, { health, providerLatencyMs: 1_500, bake: { 'canary-internal': '30s' }, load: { maxIncreaseOverStable: 1 }, analysis: { interval: '1s' } });
+  const { releaseId } = await releases.submit(spec);
+  // Kill while an undo is running on the first worker: the server lists it as a started pending activity.
+  const handle = new Client({ connection }).workflow.getHandle(releaseId);
+  const running = await waitFor('an undo running on the first worker', async () => {
+    const description = await handle.describe();
+    const pending = description.raw.pendingActivities ?? [];
+    return pending.find((a) => ['resetRoutes', 'stopCanary'].includes(a.activityType?.name ?? '') && String(a.state) !== '1' && a.lastStartedTime)?.activityType?.name;
+  }, 120_000, 20);
+  first.kill('SIGKILL');
+  await new Promise((resolve) => first.once('exit', resolve));
+  const killedAt = Date.now();
+
+  startWorkerProcess();
+  const fleetFile = () => new SimulatedFleet({ stateDir: join(dataDir, 'simulated') }).reload(service);
+  await waitFor('traffic back on stable', async () => {
+    const fleet = fleetFile();
+    return fleet && fleet.routes.canaryWeight === 0 && fleet.routes.internalAudience === null && fleet.slots.canary === null;
+  }, 30_000, 100);
+  const safeAfterMs = Date.now() - killedAt;
+  assert.ok(safeAfterMs < 30_000, `safe ${safeAfterMs} ms after the kill`);
+
+  const result = await releases.result(releaseId);
+  assert.equal(result.outcome?.result, 'rolled-back');
+  // Where the kill landed: an undo attempt was lost with the worker and retried on the new one.
+  const history = await new Client({ connection }).workflow.getHandle(releaseId).fetchHistory();
+  const undoAttempts = (history.events ?? [])
+    .filter((e) => e.activityTaskStartedEventAttributes)
+    .map((e) => e.activityTaskStartedEventAttributes!.attempt ?? 1);
+  assert.ok(undoAttempts.some((attempt) => attempt >= 2), `the ${running} attempt lost with the worker was retried (attempts ${undoAttempts.join(',')})`);
+});
