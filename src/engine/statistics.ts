@@ -34,7 +34,6 @@ export function rate(counts: Counts): number {
  */
 export function mixtureHalfWidth(variance: number, alpha: number, tau: number): number {
   if (!(variance > 0)) return 0;
-  if (tau > 0) return Math.sqrt(variance) * 2.326;
   const t2 = tau * tau;
   return Math.sqrt(((variance * (variance + t2)) / t2) * (2 * Math.log(1 / alpha) + Math.log((variance + t2) / variance)));
 }

@@ -32,18 +32,36 @@ export interface ProviderDependencies {
  * same worker serves simulated and real services; an unknown type is an error, never a fallback.
  */
 export class ProviderRegistry {
+  /** Least recently used first (a Map keeps insertion order): every drill brings a target of its own, so the cache is bounded. */
   private readonly cache = new Map<string, ProviderSet>();
 
-  constructor(private readonly deps: ProviderDependencies) {}
+  constructor(private readonly deps: ProviderDependencies, private readonly maxTargets = 256) {}
 
   forTarget(target: TargetSpec): ProviderSet {
     const key = JSON.stringify(target);
     let set = this.cache.get(key);
-    if (!set) {
+    if (set) {
+      this.cache.delete(key);
+    } else {
       set = this.create(target);
-      this.cache.set(key, set);
+      this.evictBeyond(this.maxTargets - 1);
     }
+    this.cache.set(key, set);
     return set;
+  }
+
+  /** Providers are cheap to build again; an evicted set is closed (sockets, child processes stay with their deployer's pid records). */
+  private evictBeyond(size: number): void {
+    while (this.cache.size > size) {
+      const [oldest, set] = this.cache.entries().next().value as [string, ProviderSet];
+      this.cache.delete(oldest);
+      void Promise.allSettled([set.router.close?.()]);
+    }
+  }
+
+  /** How many targets have providers built right now. */
+  get size(): number {
+    return this.cache.size;
   }
 
   private create(target: TargetSpec): ProviderSet {

@@ -46,6 +46,32 @@ async function killHard(child: ChildProcess): Promise<void> {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** mulberry32: a tiny seeded generator, so a failing chaos run can be replayed with the same kill times. */
+function seeded(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
+  };
+}
+
+/** Activities running right now (started, not finished) across the releases: where a kill lands. */
+async function activitiesInFlight(client: Client, releaseIds: string[]): Promise<string[]> {
+  const running: string[] = [];
+  await Promise.all(
+    releaseIds.map(async (id) => {
+      const description = await client.workflow.getHandle(id).describe().catch(() => null);
+      for (const activity of description?.raw.pendingActivities ?? []) {
+        if (activity.lastStartedTime && String(activity.state) !== '1') running.push(activity.activityType?.name ?? '?');
+      }
+    }),
+  );
+  return running;
+}
+
 /** The end state a promoted release must leave, read from the fleet's files as the workers left them. */
 function assertPromotedFleet(dataDir: string, service: string, version: string): void {
   const fleet = new SimulatedFleet({ stateDir: join(dataDir, 'simulated') }).reload(service);
@@ -60,39 +86,46 @@ function assertPromotedFleet(dataDir: string, service: string, version: string):
 }
 
 describe('chaos', () => {
-  test('workers killed with SIGKILL at random moments during 24 releases: every release ends promoted, once', async () => {
+  test('workers killed with SIGKILL at seeded random moments during 24 releases, inside activities: every release ends promoted, once', async () => {
+    const seed = Number(process.env.CHAOS_SEED ?? 20261201);
+    const random = seeded(seed);
     const dataDir = mkdtempSync(join(tmpdir(), 'rampart-chaos-'));
     cleanups.push(() => rmSync(dataDir, { recursive: true, force: true }));
     const server = await startTestServer();
     cleanups.push(() => server.stop());
     const connection = await Connection.connect({ address: server.address });
     cleanups.push(() => connection.close());
-    const releases = new ReleaseClient(new Client({ connection }));
+    const client = new Client({ connection });
+    const releases = new ReleaseClient(client);
 
     let worker = workerProcess(server.address, dataDir);
-    const bake = { 'canary-internal': '300ms', 'canary-5': '500ms', 'ramp-10': '500ms', 'ramp-50': '500ms', full: '300ms' };
+    const bake = { 'canary-internal': '1s', 'canary-5': '1s', 'ramp-10': '1s', 'ramp-50': '1s', full: '1s' };
     const started = await Promise.all(
       Array.from({ length: 24 }, async (_, i) => {
         const service = uniqueService('chaos');
         const version = sha(`chaos-${i}-${Date.now()}`);
-        const { releaseId } = await releases.submit(fastSpec(service, version, { bake, analysis: { interval: '200ms' } }));
+        // Every fleet call takes 200 ms, so at any moment some activity is mid-flight for a kill to land in.
+        const { releaseId } = await releases.submit(fastSpec(service, version, { bake, providerLatencyMs: 200, analysis: { interval: '300ms' } }));
         return { service, version, releaseId };
       }),
     );
 
-    // Kill and replace the worker at random moments until every release has finished.
-    let kills = 0;
+    // Kill and replace the worker at seeded random moments until every release has finished.
+    const landed: string[][] = [];
     let finished = false;
     const results = Promise.all(started.map((r) => releases.result(r.releaseId))).finally(() => (finished = true));
-    while (!finished && kills < 12) {
-      await sleep(1_500 + Math.floor(Math.random() * 2_500));
+    while (!finished && landed.length < 8) {
+      await sleep(2_000 + Math.floor(random() * 3_000));
       if (finished) break;
+      const inFlight = await activitiesInFlight(client, started.map((r) => r.releaseId));
       await killHard(worker);
-      kills += 1;
+      landed.push(inFlight);
       worker = workerProcess(server.address, dataDir);
     }
     const outcomes = await results;
-    assert.ok(kills >= 3, `the worker was killed ${kills} times`);
+    const inside = landed.filter((activities) => activities.length > 0);
+    assert.ok(landed.length >= 3, `seed ${seed}: the worker was killed ${landed.length} times`);
+    assert.ok(inside.length >= Math.ceil(landed.length / 2), `seed ${seed}: kills inside activities: ${landed.map((a) => `[${a.join(',')}]`).join(' ')}`);
     for (const [i, outcome] of outcomes.entries()) {
       assert.equal(outcome.outcome?.result, 'promoted', `${started[i]!.releaseId}: ${outcome.outcome?.reason}`);
       assertPromotedFleet(dataDir, started[i]!.service, started[i]!.version);

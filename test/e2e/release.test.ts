@@ -103,10 +103,11 @@ function lastTransition(status: ReleaseStatus, event: string) {
   return [...status.history].reverse().find((t) => t.event === event);
 }
 
+/** The release once it finished or paused: a pause is an answer too, and its reason shows in the assertion that fails. */
 async function finished(releaseId: string, timeoutMs: number): Promise<ReleaseStatus> {
-  return waitFor('the release to finish', async () => {
+  return waitFor('the release to finish or pause', async () => {
     const status = await rig.releases.status(releaseId);
-    return isTerminal(status.state) && status;
+    return (isTerminal(status.state) || status.state === 'paused') && status;
   }, timeoutMs, 250);
 }
 
@@ -184,7 +185,7 @@ test('a version 2x slower than stable is rolled back at 20%, on its p95 from Pro
   const { releaseId } = await rig.releases.submit(s.spec(slow, { steps: ['canary-20', 'ramp-50', 'full'], bake: { 'canary-20': '10s' }, analysis: { maxBakeFactor: 10 } }));
   try {
     const result = await finished(releaseId, 150_000);
-    assert.equal(result.outcome?.result, 'rolled-back', result.outcome?.reason);
+    assert.equal(result.outcome?.result, 'rolled-back', `${result.state}: ${result.outcome?.reason ?? result.pause?.reason}`);
     assert.equal(result.step?.name, 'canary-20', 'caught at 20%');
     assert.deepEqual(movedWeights(result), [20], 'it never reached 50%');
     assert.match(result.outcome!.reason, /analysis failed in canary-20: .*latency-p95: canary p95 \d+ ms/);

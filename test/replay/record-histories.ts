@@ -2,21 +2,34 @@
 // or lane workflow (guarded with patched()), with a new tag, and commit the new files beside the old
 // ones, never in their place: the old ones are what in-flight releases look like during an upgrade.
 //   HISTORY_TAG=v3 npm run record:histories
+// HISTORY_ONLY=lane-busy (a comma list of releases, lane-busy) records only those.
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
+import { validateReleaseSpec } from '../../src/spec/parse';
 import { laneWorkflowId } from '../../workflows/definitions';
 import { fastSpec } from '../helpers/specs';
-import { sha, startRig, waitFor } from '../helpers/temporal';
+import { sha, startRig, waitFor, type TestRig } from '../helpers/temporal';
 
-async function main(): Promise<void> {
-  const rig = await startRig();
-  const tag = process.env.HISTORY_TAG ?? 'v2';
-  const save = async (name: string, workflowId: string) => {
-    const history = await rig.client.workflow.getHandle(workflowId).fetchHistory();
+const tag = process.env.HISTORY_TAG ?? 'v2';
+const only = process.env.HISTORY_ONLY?.split(',');
+
+function saver(rig: TestRig) {
+  return async (name: string, workflowId: string, runId?: string) => {
+    const history = await rig.client.workflow.getHandle(workflowId, runId).fetchHistory();
     writeFileSync(join(__dirname, 'histories', `${name}.${tag}.json`), historyToJSON(history));
     console.log(`recorded ${name} (${history.events?.length} events)`);
   };
+}
+
+async function main(): Promise<void> {
+  if (!only || only.includes('releases')) await recordReleases();
+  if (!only || only.includes('lane-busy')) await recordBusyLane();
+}
+
+async function recordReleases(): Promise<void> {
+  const rig = await startRig();
+  const save = saver(rig);
   try {
     const promoted = await rig.releases.submit(fastSpec('replay-promoted', sha('r1')));
     await rig.releases.result(promoted.releaseId);
@@ -43,6 +56,45 @@ async function main(): Promise<void> {
     await rig.releases.submit(fastSpec('replay-lane', sha('r5')));
     await save('release-superseded', first.releaseId);
     await save('lane', laneWorkflowId('replay-lane', 'production'));
+  } finally {
+    await rig.close();
+  }
+}
+
+/**
+ * A lane under load on a server that suggests continue-as-new early: the run that continues as new
+ * with a release in flight and one queued, and the run after it, which inherits them.
+ */
+async function recordBusyLane(): Promise<void> {
+  const rig = await startRig({}, { dynamicConfig: { 'limit.historyCount.suggestContinueAsNew': 60 } });
+  const save = saver(rig);
+  const service = 'replay-busy-lane';
+  const spec = (i: number, bake: string) =>
+    validateReleaseSpec({
+      service,
+      version: sha(`busy-${i}`),
+      commit: { sha: sha(`busy-${i}`), time: new Date(Date.parse('2026-03-01T10:00:00Z') + i * 60_000).toISOString() },
+      strategy: { steps: [{ name: 'canary', phase: 'canary', weight: 10, bake, analysis: false }, { name: 'full', phase: 'full', weight: 100, analysis: false }] },
+    });
+  try {
+    const laneId = laneWorkflowId(service, 'production');
+    let i = 0;
+    for (; i < 40; i++) {
+      await rig.releases.submit(spec(i, '1m'));
+      if (i === 3) await rig.releases.submit(spec(0, '1m')); // an older commit: stale
+      const lane = await rig.releases.lane(service, 'production');
+      if ((lane?.generation ?? 0) >= 2) break;
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+    }
+    const last = await rig.releases.submit(spec(i + 1, '0s'));
+    await waitFor('the last release', async () => (await rig.releases.result(last.releaseId)).outcome?.result === 'promoted', 120_000);
+    // The first run and the one after it, along the continue-as-new chain.
+    const first = (await rig.client.workflow.getHandle(laneId).describe()).raw.workflowExecutionInfo?.firstRunId ?? undefined;
+    const firstHistory = await rig.client.workflow.getHandle(laneId, first).fetchHistory();
+    const second = firstHistory.events?.at(-1)?.workflowExecutionContinuedAsNewEventAttributes?.newExecutionRunId ?? undefined;
+    if (!first || !second) throw new Error('the lane did not continue as new');
+    await save('lane-busy-first-run', laneId, first);
+    await save('lane-busy-second-run', laneId, second);
   } finally {
     await rig.close();
   }

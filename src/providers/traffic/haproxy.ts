@@ -190,7 +190,7 @@ export class HaproxyRouter implements TrafficRouter {
    */
   async serverDown(service: string, slot: 'stable' | 'canary'): Promise<string | null> {
     const server = (await this.serverHealth(service))[slot === 'stable' ? STABLE_SERVER : CANARY_SERVER];
-    const state = /^(XDOWN|MAINT|NOLB)\b/.exec(server.status)?.[1];
+    const state = /^(DOWN|MAINT|NOLB)\b/.exec(server.status)?.[1];
     if (!state) return null;
     const check = [server.checkDescription, server.checkStatus && server.lastCheck ? `${server.checkStatus}: ${server.lastCheck}` : server.checkStatus]
       .filter(Boolean)
