@@ -390,11 +390,23 @@ export async function releaseLaneWorkflow(input: LaneInput): Promise<void> {
     });
   }
 
+  const ready = () => work.length > 0 || lane.current?.done === true || mayContinue();
+  /** Workflow time of the next look at an inherited release a queued one waits on; submissions arriving meanwhile do not put it off. */
+  let inheritedCheckAt: number | null = null;
   for (;;) {
-    const waitingOnInherited = lane.current !== null && !lane.current.watched && !lane.current.done && lane.pending !== null;
-    const ready = () => work.length > 0 || lane.current?.done === true || mayContinue();
-    const woke = waitingOnInherited ? await condition(ready, INHERITED_CHECK_MS) : (await condition(ready), true);
-    if (!woke && lane.current) await checkOn(lane.current);
+    const inherited = lane.current !== null && !lane.current.watched && !lane.current.done && lane.pending !== null ? lane.current : null;
+    if (!inherited) {
+      inheritedCheckAt = null;
+      await condition(ready);
+    } else {
+      inheritedCheckAt ??= Date.now() + INHERITED_CHECK_MS;
+      if (Date.now() < inheritedCheckAt) {
+        await condition(ready, inheritedCheckAt - Date.now());
+      } else {
+        inheritedCheckAt = null;
+        await checkOn(inherited);
+      }
+    }
     if (lane.current?.done) await startQueued();
     while (work.length > 0) await serve(work.shift()!);
     if (!mayContinue()) continue;

@@ -306,7 +306,7 @@ export function renderPrometheusConfig(
         job_name: 'rampart-instances',
         static_configs: info.services.flatMap((service) => [
           { targets: [`127.0.0.1:${service.stablePort}`], labels: { service: service.name, track: STABLE_SERVER, environment: info.environment } },
-          { targets: [`127.0.0.1:${service.canaryPort}`], labels: { service: service.name, track: CANARY_SERVER } },
+          { targets: [`127.0.0.1:${service.canaryPort}`], labels: { service: service.name, track: CANARY_SERVER, environment: info.environment } },
         ]),
       },
     ],
