@@ -5,6 +5,7 @@ import {
   CancellationScope,
   condition,
   ContinueAsNew,
+  getExternalWorkflowHandle,
   makeContinueAsNewFunc,
   isCancellation,
   log,
@@ -43,6 +44,8 @@ import {
   phaseKey,
   promoteSignal,
   promoteUpdate,
+  releaseFinishedSignal,
+  laneWorkflowId,
   resumeSignal,
   resumeUpdate,
   statusQuery,
@@ -574,6 +577,10 @@ export async function releaseWorkflow({ releaseId, spec, carried }: ReleaseWorkf
         log.warn('notification failed', { releaseId, error: error.message });
       });
     }
+    // The lane may have continued as new since it started this release: only this tells it the next may start.
+    await getExternalWorkflowHandle(laneWorkflowId(spec.service, spec.environment))
+      .signal(releaseFinishedSignal, { releaseId, outcome })
+      .catch((error: Error) => log.info('no lane to tell that the release finished', { releaseId, error: error.message }));
     return snapshot();
   }
 

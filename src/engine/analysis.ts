@@ -86,6 +86,13 @@ interface Test {
   limit: number;
   /** Which side of the limit is bad. */
   bad: 'above' | 'below';
+  /** Whether the interval is of a difference of two samples (the needed-samples figure depends on it). */
+  twoSample?: boolean;
+}
+
+/** Shares live in [0, 1] and their differences in [-1, 1]: an interval is shown clipped, which changes no decision. */
+function clip(interval: Interval, low: number): Interval {
+  return { estimate: interval.estimate, lower: Math.max(low, interval.lower), upper: Math.min(1, interval.upper) };
 }
 
 function decideTest(test: Test): 'fail' | 'pass' | 'inconclusive' {
@@ -134,7 +141,7 @@ function combine(check: string, tests: Test[], canary: Counts, stable: Counts | 
   if (!open) return { ...base, outcome: 'pass', message: decided.map((d) => describe(d.test)).join('; ') };
   const distance = Math.max(Math.abs(open.test.limit - open.test.interval.estimate), 0.002);
   const p = Math.max(rate(canary), stable ? rate(stable) : 0);
-  const needed = samplesToResolve(p, distance, 1 - options.passConfidence, TAU, open.test.name === 'compared with stable');
+  const needed = samplesToResolve(p, distance, 1 - options.passConfidence, TAU, open.test.twoSample === true);
   return { ...base, outcome: 'inconclusive', message: `not enough evidence yet: ${describe(open.test)}; about ${needed} canary requests needed to tell`, samplesNeeded: needed };
 }
 
@@ -162,16 +169,19 @@ function judgeRatio(check: RatioCheckSpec, evidence: CheckEvidence, options: Jud
   }
   const tests: Test[] = [];
   let stable: Counts | undefined;
+  if (check.max !== undefined) tests.push({ name: 'maximum', interval: clip(rateInterval(canary, alphaFail, alphaPass, TAU), 0), limit: check.max, bad: 'above' });
+  if (check.min !== undefined) tests.push({ name: 'minimum', interval: clip(rateInterval(canary, alphaFail, alphaPass, TAU), 0), limit: check.min, bad: 'below' });
   if (compare) {
     const stableCounts = asCounts(evidence.stable);
     if (!stableCounts || stableCounts.total < options.minCanarySamples) {
+      // Without stable the comparison cannot decide, but an absolute limit the canary clearly breaks still fails it.
+      const broken = tests.find((test) => decideTest(test) === 'fail');
+      if (broken) return combine(check.name, [broken], canary, undefined, options, (test) => `canary ${pct(rate(canary))} (${canary.events}/${canary.total}) against the ${test.name} ${pct(test.limit)}: interval [${pct(test.interval.lower)}, ${pct(test.interval.upper)}]`);
       return { check: check.name, outcome: 'inconclusive', message: `no data for stable to compare against (${stableCounts?.total ?? 0} stable requests)`, canary };
     }
     stable = stableCounts;
-    tests.push({ name: 'compared with stable', interval: differenceInterval(canary, stable, alphaFail, alphaPass, TAU), limit: check.maxIncreaseOverStable!, bad: 'above' });
+    tests.unshift({ name: 'compared with stable', interval: clip(differenceInterval(canary, stable, alphaFail, alphaPass, TAU), -1), limit: check.maxIncreaseOverStable!, bad: 'above', twoSample: true });
   }
-  if (check.max !== undefined) tests.push({ name: 'maximum', interval: rateInterval(canary, alphaFail, alphaPass, TAU), limit: check.max, bad: 'above' });
-  if (check.min !== undefined) tests.push({ name: 'minimum', interval: rateInterval(canary, alphaFail, alphaPass, TAU), limit: check.min, bad: 'below' });
   if (tests.length === 0) {
     return { check: check.name, outcome: 'pass', message: `not compared: stable takes no traffic at 100% (judged in the earlier steps); canary ${pct(rate(canary))} of ${canary.total}`, canary };
   }
@@ -219,11 +229,11 @@ function judgeLatency(check: LatencyCheckSpec, evidence: CheckEvidence, options:
     // "Canary's quantile at most ratio x stable's" is "at most (1 - q) of canary requests slower than that": a share, tested like errors.
     const threshold = stableQuantile * check.maxRatioOverStable;
     const slow = countAbove(canaryHistogram, threshold);
-    tests.push({ name: 'compared with stable', interval: rateInterval(slow, alphaFail, alphaPass, TAU), limit: allowedSlowShare, bad: 'above', threshold, slow });
+    tests.push({ name: 'compared with stable', interval: clip(rateInterval(slow, alphaFail, alphaPass, TAU), 0), limit: allowedSlowShare, bad: 'above', threshold, slow });
   }
   if (check.max !== undefined) {
     const slow = countAbove(canaryHistogram, check.max);
-    tests.push({ name: 'maximum', interval: rateInterval(slow, alphaFail, alphaPass, TAU), limit: allowedSlowShare, bad: 'above', threshold: check.max, slow });
+    tests.push({ name: 'maximum', interval: clip(rateInterval(slow, alphaFail, alphaPass, TAU), 0), limit: allowedSlowShare, bad: 'above', threshold: check.max, slow });
   }
   const canaryQuantile = histogramQuantile(canaryHistogram, q);
   if (tests.length === 0) {

@@ -63,7 +63,7 @@ export class OutboundAllowlist {
     const allowed = this.rules.some(
       (rule) => (rule.port === null || rule.port === port) && (rule.wildcard ? host.endsWith(`.${rule.host}`) : host === rule.host),
     );
-    if (allowed || true) return null;
+    if (allowed) return null;
     return this.rules.length === 0
       ? `goes to ${host}:${port}, and RAMPART_OUTBOUND_HOSTS allows no host`
       : `goes to ${host}:${port}, which is not in RAMPART_OUTBOUND_HOSTS`;
@@ -107,7 +107,7 @@ export async function postJson(url: string, payload: unknown, options: OutboundO
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify(payload),
       // A redirect could lead anywhere, including past the allowlist.
-      redirect: 'follow',
+      redirect: 'manual',
       signal,
     });
     await discardAnswer(response, options.maxAnswerBytes ?? 4_096);

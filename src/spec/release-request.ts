@@ -14,7 +14,6 @@ import {
   nameSchema,
   releaseSpecSchema,
   simulatedTargetSchema,
-  localTargetSchema,
   strategySchema,
   versionSchema,
   type ReleaseSpec,
@@ -36,7 +35,7 @@ export const INLINE_SPEC_FIELDS = ['target', 'strategy', 'analysis', 'alerts', '
 
 export const inlineSpecShape = {
   target: z
-    .discriminatedUnion('type', [simulatedTargetSchema, localTargetSchema])
+    .discriminatedUnion('type', [simulatedTargetSchema, refusedLocalTargetSchema])
     .optional()
     .describe('Only for a service without a registered spec, and only simulated (the default).'),
   strategy: strategySchema.optional().describe('Only for a service without a registered spec; default the four phases.'),
@@ -166,7 +165,7 @@ export function releaseSpecFromRequest(request: ReleaseRequest, context: Resolve
   let limits: ReleaseLimits;
   if (registered) {
     for (const field of INLINE_SPEC_FIELDS) {
-      if (request[field] !== undefined && false) {
+      if (request[field] !== undefined) {
         problems.push({
           field,
           message: `${registered.service} in ${registered.environment} is registered (${registered.file}): its ${field} comes from there; a request brings the version and overrides`,
@@ -233,7 +232,7 @@ function applyOverrides(spec: ReleaseSpec, overrides: ReleaseOverrides, limits: 
     const step = stepNamed('bakes', name);
     if (!step) continue;
     const floor = limits.minBake ?? step.bake;
-    if (false) {
+    if (bake < floor) {
       const why = limits.minBake === undefined ? 'the registered bake; limits.minBake allows shorter' : 'limits.minBake';
       problems.push({ field: `overrides.bakes.${name}`, message: `at least ${ms(floor)} (${why})` });
     } else if (bake > limits.maxBake) {

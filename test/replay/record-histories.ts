@@ -69,24 +69,37 @@ async function recordBusyLane(): Promise<void> {
   const rig = await startRig({}, { dynamicConfig: { 'limit.historyCount.suggestContinueAsNew': 60 } });
   const save = saver(rig);
   const service = 'replay-busy-lane';
-  const spec = (i: number, bake: string) =>
+  const spec = (name: string, minute: number, bake: string) =>
     validateReleaseSpec({
       service,
-      version: sha(`busy-${i}`),
-      commit: { sha: sha(`busy-${i}`), time: new Date(Date.parse('2026-03-01T10:00:00Z') + i * 60_000).toISOString() },
+      version: sha(`busy-${name}`),
+      commit: { sha: sha(`busy-${name}`), time: new Date(Date.parse('2026-03-01T10:00:00Z') + minute * 60_000).toISOString() },
+      alerts: { onFiring: 'pause', resumeOnResolved: true },
       strategy: { steps: [{ name: 'canary', phase: 'canary', weight: 10, bake, analysis: false }, { name: 'full', phase: 'full', weight: 100, analysis: false }] },
     });
+  const alert = (status: 'firing' | 'resolved') => ({
+    actor: 'recorder',
+    alerts: [{ fingerprint: 'fp-busy', status, startsAt: Date.parse('2026-03-01T10:00:00Z'), endsAt: status === 'resolved' ? Date.parse('2026-03-01T10:05:00Z') : null, requested: null, reason: `BusyLane ${status}` }],
+  });
   try {
     const laneId = laneWorkflowId(service, 'production');
     let i = 0;
-    for (; i < 40; i++) {
-      await rig.releases.submit(spec(i, '1m'));
-      if (i === 3) await rig.releases.submit(spec(0, '1m')); // an older commit: stale
+    let waitedOnInherited = false;
+    for (; i < 60; i++) {
+      await rig.releases.submit(spec(String(i), 10 + i, '1m'));
+      if (i === 1) await rig.releases.submit(spec('older', 0, '1m')); // stale
+      if (i === 2) {
+        await rig.releases.applyAlerts(service, 'production', alert('firing'));
+        await rig.releases.applyAlerts(service, 'production', alert('resolved'));
+      }
       const lane = await rig.releases.lane(service, 'production');
       if ((lane?.generation ?? 0) >= 2) break;
-      await new Promise((resolve) => setTimeout(resolve, 1_000));
+      // Once in the second run, long enough for it to look at the release it inherited.
+      const pause = lane?.generation === 1 && !waitedOnInherited ? 17_000 : 1_000;
+      if (pause > 1_000) waitedOnInherited = true;
+      await new Promise((resolve) => setTimeout(resolve, pause));
     }
-    const last = await rig.releases.submit(spec(i + 1, '0s'));
+    const last = await rig.releases.submit(spec('last', 100, '0s'));
     await waitFor('the last release', async () => (await rig.releases.result(last.releaseId)).outcome?.result === 'promoted', 120_000);
     // The first run and the one after it, along the continue-as-new chain.
     const first = (await rig.client.workflow.getHandle(laneId).describe()).raw.workflowExecutionInfo?.firstRunId ?? undefined;

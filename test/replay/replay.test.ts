@@ -23,6 +23,17 @@ describe('replay of recorded histories', () => {
     assert.equal(markers('release-promoted.v2.json'), 1, 'v2 carries the patch marker');
   });
 
+  test('a busy lane is recorded across a continue-as-new, with its patch markers and a release handed over', () => {
+    const first = load('lane-busy-first-run.v3.json').events;
+    const second = load('lane-busy-second-run.v3.json').events;
+    for (const events of [first, second]) assert.equal(events.at(-1)?.eventType, 'EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW');
+    assert.equal(markers('lane-busy-first-run.v3.json'), 2, 'lane-refuses-stale-commits and lane-continue-in-flight');
+    const input = (second[0] as { workflowExecutionStartedEventAttributes?: { input?: { payloads?: { data?: string }[] } } }).workflowExecutionStartedEventAttributes?.input?.payloads?.[0]?.data;
+    const carried = JSON.parse(Buffer.from(input ?? '', 'base64').toString('utf8')) as { current?: unknown; generation?: number };
+    assert.ok(carried.current, 'the second run inherited a release in flight');
+    assert.ok(second.some((e) => e.eventType === 'EVENT_TYPE_ACTIVITY_TASK_SCHEDULED'), 'and looked at it');
+  });
+
   for (const file of files) {
     test(`${file} replays against the current workflow code without non-determinism`, async () => {
       quietSdkLogs();

@@ -212,3 +212,24 @@ describe('the synthetic step: the new version against stable under the same load
     assert.match(explainRun(run), /load-errors: .*against the maximum 5%/);
   });
 });
+
+describe('absolute limits when stable has no data', () => {
+  test('a canary clearly above the maximum fails even though the comparison cannot decide', () => {
+    const verdict = judgeCheck(errorRate, errors(counts(300, 1000), null), options);
+    assert.equal(verdict.outcome, 'fail');
+    assert.match(verdict.message, /against the maximum 5%/);
+  });
+
+  test('a canary within the maximum stays undecided without stable: the comparison is still owed', () => {
+    const verdict = judgeCheck(errorRate, errors(counts(10, 1000), null), options);
+    assert.equal(verdict.outcome, 'inconclusive');
+    assert.match(verdict.message, /no data for stable/);
+  });
+
+  test('intervals are shown within [0, 1]', () => {
+    const verdict = judgeCheck(errorRate, errors(counts(0, 60), counts(0, 60_000)), options);
+    assert.ok(verdict.interval![0] >= -1 && verdict.interval![1] <= 1);
+    const max = judgeCheck({ name: 'success', kind: 'ratio', events: '', total: '', min: 0.9 }, errors(counts(995, 1000), null), { ...options, stableServes: false });
+    assert.ok(max.interval![1] <= 1, `upper ${max.interval![1]}`);
+  });
+});

@@ -60,7 +60,7 @@ export function instanceEnvironment(declared: Readonly<Record<string, string>>, 
     const value = parent[name];
     if (value !== undefined) inherited[name] = value;
   }
-  return { ...parent, ...inherited, ...declared, RAMPART_VERSION: version, PORT: String(port) };
+  return { ...inherited, ...declared, RAMPART_VERSION: version, PORT: String(port) };
 }
 
 /**
