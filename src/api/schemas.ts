@@ -10,7 +10,12 @@ import { problemSchema, ProblemError } from './problem';
 export const reasonSchema = z.string().trim().min(1, 'say why: the reason goes into the audit trail').max(1_000);
 
 export const commandBodySchema = z
-  .object({ reason: reasonSchema.describe('Why: recorded with the actor (the token name) in the release history.') })
+  .object({
+    reason: reasonSchema.describe('Why: recorded with the actor (the token name) in the release history.'),
+    step: nameSchema
+      .optional()
+      .describe("The step the command is meant for (the status's step.name). Once the release has moved on to another step the command is refused with 409, rather than acting on a step the sender never saw. The CLI fills it in for promote."),
+  })
   .strict()
   .describe('An operator command.');
 

@@ -244,10 +244,15 @@ export function buildProgram(out: (text: string) => void, err: (text: string) =>
       .description(description)
       .argument('<release>', 'release/<service>/<environment>/<version> or <service>/<environment>/<version>')
       .requiredOption('-r, --reason <text>', 'why (recorded with your token name in the release history)')
-      .action(async (release: string, options: { reason: string }, command: Command) => {
+      .option('-s, --step <name>', 'the step the command is meant for: refused if the release has moved on (promote: the current step by default)')
+      .action(async (release: string, options: { reason: string; step?: string }, command: Command) => {
         const { api, json } = client(command);
+        // A promote skips the bake in progress: bind it to the step the operator is looking at now.
+        let step = options.step;
+        if (name === 'promote' && step === undefined) step = (await api.request<ReleaseStatus>('GET', releasePath(release))).body.step?.name;
         const { status, body } = await api.request<ReleaseStatus | { accepted: true; detail: string; status: ReleaseStatus }>('POST', `${releasePath(release)}/${name}`, {
           reason: options.reason,
+          ...(step ? { step } : {}),
         });
         print(json, body, () => ('accepted' in body && status === 202 ? `${body.detail}\n${formatStatus(body.status)}` : formatStatus(body as ReleaseStatus)));
       });

@@ -11,7 +11,7 @@ import { EXIT } from '../../src/cli/client';
 import type { ReleaseStatus } from '../../src/engine/release-state';
 import { freePort } from '../../src/net';
 import { sha, uniqueService, waitFor } from '../helpers/temporal';
-import { startApiRig, TOKENS, type ApiRig } from './helpers';
+import { assertProblem, call, releaseUrl, startApiRig, TOKENS, type ApiRig } from './helpers';
 
 const run = promisify(execFile);
 const CLI = resolve(__dirname, '../../src/cli/main.ts');
@@ -127,4 +127,39 @@ test('the CLI exits 2 on usage errors, 4 for an unknown release, 5 without a val
   const unreachable = await rampart(['list', '--url', `http://127.0.0.1:${await freePort()}`]);
   assert.equal(unreachable.code, EXIT.error);
   assert.match(unreachable.stderr, /cannot reach the Rampart API.*ECONNREFUSED/);
+});
+
+test('a promote is bound to the step its sender saw: the API refuses one meant for a step the release left, the CLI binds it to the current step', async () => {
+  const service = uniqueService('cli-step');
+  const version = sha(service);
+  const releaseId = `release/${service}/production/${version}`;
+  const spec = {
+    service,
+    version,
+    strategy: {
+      steps: [
+        { name: 'canary', phase: 'canary', weight: 10, bake: '1s', analysis: false },
+        { name: 'ramp', phase: 'ramp', weight: 50, bake: '60s', analysis: false },
+        { name: 'full', phase: 'full', weight: 100 },
+      ],
+    },
+  };
+  const started = await call(api.url, 'POST', '/v1/releases', { token: TOKENS.operator.token, body: spec });
+  assert.equal(started.status, 201, JSON.stringify(started.body));
+  await waitFor('ramp baking', async () => {
+    const status = await api.rig.releases.status(releaseId);
+    return status.step?.name === 'ramp' && status.activity === 'baking';
+  });
+
+  const stale = await call(api.url, 'POST', `${releaseUrl(releaseId)}/promote`, { token: TOKENS.operator.token, body: { reason: 'canary looked fine', step: 'canary' } });
+  const problem = assertProblem(stale, 409);
+  assert.match(problem.detail, /meant for step canary, but the release has moved on to ramp/);
+  assert.equal((await api.rig.releases.status(releaseId)).step?.name, 'ramp', 'nothing was skipped');
+
+  const promoted = await rampart(['promote', releaseId, '--reason', 'ramp looks fine']);
+  assert.equal(promoted.code, EXIT.ok, promoted.stderr);
+  const result = await api.rig.releases.result(releaseId);
+  assert.equal(result.outcome?.result, 'promoted');
+  const requested = result.history.find((t) => t.event === 'promote-requested');
+  assert.equal(requested?.step, 'ramp', 'the CLI promote acted on the step it named');
 });

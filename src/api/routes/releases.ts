@@ -57,8 +57,9 @@ export async function sendCommand(
   reason: string,
   principal: Principal,
   reply: FastifyReply,
+  step?: string,
 ): Promise<ReleaseStatusBody | { accepted: true; detail: string; status: ReleaseStatusBody }> {
-  const pending = ctx.releases.command(releaseId, name, { actor: principal.name, reason, source: 'operator' });
+  const pending = ctx.releases.command(releaseId, name, { actor: principal.name, reason, source: 'operator', ...(step ? { step } : {}) });
   const count = (outcome: string) => ctx.metrics.commands.inc({ command: name, source: 'operator', outcome });
   let result: Awaited<ReturnType<typeof within<ReleaseStatus>>>;
   try {
@@ -190,7 +191,7 @@ export const releaseRoutes: FastifyPluginAsyncZod<{ ctx: ApiContext }> = async (
           response: commandResponse,
         },
       },
-      async (request, reply) => sendCommand(ctx, request.params.id, name, request.body.reason, principalOf(request), reply),
+      async (request, reply) => sendCommand(ctx, request.params.id, name, request.body.reason, principalOf(request), reply, request.body.step),
     );
     app.post(
       `/v1/releases/:service/:environment/:version/${name}`,
@@ -207,7 +208,7 @@ export const releaseRoutes: FastifyPluginAsyncZod<{ ctx: ApiContext }> = async (
       },
       async (request, reply) => {
         const { service, environment, version } = request.params;
-        return sendCommand(ctx, releaseWorkflowId(service, environment, version), name, request.body.reason, principalOf(request), reply);
+        return sendCommand(ctx, releaseWorkflowId(service, environment, version), name, request.body.reason, principalOf(request), reply, request.body.step);
       },
     );
   }
