@@ -19,7 +19,7 @@ import {
 import type { ReleaseActivities, ReleaseRef } from '../activities';
 import { explainRun, judgeEvidence, judgeSyntheticLoad, type AnalysisRun } from '../src/engine/analysis';
 import { afterLook, afterResume, afterRoutesReapplied, afterWait, nextBakeAction, planBake, startBake, type BakeState } from '../src/engine/bake';
-import { compensationOrder, describeUndo, EMPTY_SAGA, has, pointOfNoReturn, register, type SagaState, type Undo } from '../src/engine/saga';
+import { compensationOrder, describeUndo, EMPTY_SAGA, pointOfNoReturn, register, type SagaState, type Undo } from '../src/engine/saga';
 import type { RampartSinks, ReleaseEvent, ReleaseMemo, RollbackReason } from '../src/engine/events';
 import {
   isTerminal,
@@ -239,7 +239,7 @@ export async function releaseWorkflow({ releaseId, spec, carried }: ReleaseWorkf
   ];
   for (const [name, signal, update] of commands) {
     setHandler(signal, (command) => {
-      const rejection = rejectCommand(snapshot(), name, command?.step);
+      const rejection = rejectCommand(snapshot(), name, command?.step, command?.source);
       if (rejection) record(`${name}-ignored`, { actor: command.actor, reason: rejection });
       else apply(name, command);
     });
@@ -254,7 +254,7 @@ export async function releaseWorkflow({ releaseId, spec, carried }: ReleaseWorkf
       {
         validator: (command) => {
           if (!command || typeof command.actor !== 'string' || !command.actor) throw new Error('a command needs an actor');
-          const rejection = rejectCommand(snapshot(), name, command.step);
+          const rejection = rejectCommand(snapshot(), name, command.step, command.source);
           if (rejection) throw new Error(rejection);
         },
       },

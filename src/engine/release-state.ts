@@ -126,6 +126,7 @@ export function rejectCommand(
   status: Pick<ReleaseStatus, 'state' | 'pause' | 'outcome' | 'step'> & Partial<Pick<ReleaseStatus, 'activity' | 'pointOfNoReturn'>>,
   command: CommandName,
   step?: string,
+  source?: ReleaseCommand['source'],
 ): string | null {
   const { state } = status;
   if (TERMINAL_STATES.includes(state)) return `the release has finished (${state}); nothing to ${command}`;
@@ -140,7 +141,10 @@ export function rejectCommand(
     case 'pause':
       return state === 'paused' ? `the release is already paused (${status.pause?.cause ?? 'operator'}: ${status.pause?.reason ?? ''})` : null;
     case 'resume':
-      return state === 'paused' ? null : `the release is not paused (it is ${state})`;
+      if (state !== 'paused') return `the release is not paused (it is ${state})`;
+      // A resolved alert lifts only an alert's pause: a person's pause (or an inconclusive one) waits for a person.
+      if (source === 'alert' && status.pause?.cause !== 'alert') return `the release was paused by ${status.pause?.cause ?? 'someone'}, not by an alert: a resolved alert does not resume it`;
+      return null;
     case 'promote':
       if (state === 'awaiting-approval') return 'the release is waiting for approval at a manual gate: approve it instead';
       // A promote skips the rest of the bake in progress; sent while traffic moves it would skip the next step's whole bake.

@@ -37,7 +37,7 @@ export function has(saga: SagaState, kind: Undo['kind']): boolean {
  * Crosses the point of no return: the undos are dropped, because the only safe direction is forward.
  * Called right before traffic moves to the new stable instance.
  */
-export function pointOfNoReturn(saga: SagaState): SagaState {
+export function pointOfNoReturn(_saga: SagaState): SagaState {
   return { undos: [], pastPointOfNoReturn: true };
 }
 

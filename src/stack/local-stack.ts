@@ -1,6 +1,6 @@
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { accessSync, closeSync, constants, openSync, readFileSync } from 'node:fs';
+import { accessSync, constants } from 'node:fs';
 import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -8,6 +8,7 @@ import { promisify } from 'node:util';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { canConnect, freePort } from '../net';
 import { PROJECT_ROOT } from '../paths';
+import { isRunning, logTail, readRecord, spawnDetached, stopGroup, writeRecord, type ProcessRecord, type SupervisedProcess } from '../process/supervisor';
 import { audienceMapFileName, CANARY_SERVER, STABLE_SERVER } from '../providers/traffic/haproxy';
 
 /*
@@ -219,10 +220,10 @@ export async function localStackStatus(dir: string = DEFAULT_STACK_DIR): Promise
   if (!info) return [];
   return Promise.all(
     info.components.map(async (component) => {
-      const pid = await readPid(info.dir, component);
-      const running = pid !== null && isOurProcess(pid, component);
+      const record = await readComponentRecord(info.dir, component);
+      const running = record !== null && isRunning(record);
       const url = componentUrl(info, component);
-      return { component, pid, running, ready: running && (await isReady(info, component)), url };
+      return { component, pid: record?.pid ?? null, running, ready: running && (await isReady(info, component)), url };
     }),
   );
 }
@@ -394,57 +395,41 @@ async function startAlertmanager(info: LocalStackInfo, readyTimeoutMs: number): 
   return started.pid;
 }
 
-interface Started {
+interface Started extends SupervisedProcess {
   component: StackComponent;
   pid: number;
-  logPath: string;
-  exit: () => string | null;
 }
 
 async function launch(dir: string, component: StackComponent, binary: string, args: string[]): Promise<Started> {
-  const logPath = path.join(dir, `${component}.log`);
-  const log = openSync(logPath, 'a');
-  let child;
-  try {
-    // Its own process group, so it outlives `tsx scripts/stack.ts up` and is stopped only through its pid file.
-    child = spawn(binary, args, { cwd: dir, detached: true, stdio: ['ignore', log, log] });
-  } finally {
-    closeSync(log);
-  }
-  let exit: string | null = null;
-  child.once('error', (error) => (exit = error.message));
-  child.once('exit', (code, signal) => (exit = `exited with ${code ?? signal}`));
-  if (child.pid === undefined) {
-    await sleep(0);
-    throw new Error(`${component} (${binary}) did not start: ${exit ?? 'no pid'}`);
-  }
-  child.unref();
-  await writeFile(pidFile(dir, component), `${child.pid}\n`);
-  return { component, pid: child.pid, logPath, exit: () => exit };
+  // Its own process group, so it outlives `tsx scripts/stack.ts up` and is stopped only through its pid file. It
+  // inherits the environment of whoever starts the stack, as any daemon started by hand would.
+  const started = await spawnDetached({ command: [binary, ...args], cwd: dir, env: process.env, logFile: path.join(dir, `${component}.log`) }).catch(
+    (error: unknown) => {
+      throw new Error(`${component} did not start: ${(error as Error).message}`, { cause: error });
+    },
+  );
+  await writeRecord(pidFile(dir, component), started.record);
+  return { ...started, component, pid: started.record.pid };
 }
 
 async function waitReady(started: Started, timeoutMs: number, ready: () => Promise<boolean>): Promise<void> {
   const deadline = Date.now() + timeoutMs;
+  const log = () => `${started.logFile}:\n${logTail(started.logFile, started.logOffset)}`;
   while (Date.now() < deadline) {
-    const exit = started.exit();
-    if (exit) throw new Error(`${started.component} ${exit} before it was ready; ${started.logPath}:\n${tail(started.logPath)}`);
+    const exit = started.exited();
+    if (exit) throw new Error(`${started.component} ${exit} before it was ready; ${log()}`);
     if (await ready()) return;
     await sleep(100);
   }
-  throw new Error(`${started.component} was not ready within ${timeoutMs} ms; ${started.logPath}:\n${tail(started.logPath)}`);
+  throw new Error(`${started.component} was not ready within ${timeoutMs} ms; ${log()}`);
 }
 
 async function stopComponent(dir: string, component: StackComponent): Promise<void> {
-  const pid = await readPid(dir, component);
-  if (pid !== null && isOurProcess(pid, component)) {
-    signal(pid, 'SIGTERM');
-    const deadline = Date.now() + 10_000;
-    while (alive(pid) && Date.now() < deadline) await sleep(50);
-    if (alive(pid)) {
-      signal(pid, 'SIGKILL');
-      while (alive(pid) && Date.now() < deadline + 2_000) await sleep(50);
-      if (alive(pid)) throw new Error(`${component} (pid ${pid}) survived SIGKILL`);
-    }
+  const record = await readComponentRecord(dir, component);
+  if (record) {
+    await stopGroup(record, 10_000).catch((error: unknown) => {
+      throw new Error(`stopping ${component} failed: ${(error as Error).message}`, { cause: error });
+    });
   }
   await rm(pidFile(dir, component), { force: true });
 }
@@ -573,47 +558,12 @@ function pidFile(dir: string, component: StackComponent): string {
   return path.join(dir, `${component}.pid`);
 }
 
-async function readPid(dir: string, component: StackComponent): Promise<number | null> {
-  const text = await readFile(pidFile(dir, component), 'utf8').catch(() => '');
-  const pid = Number(text.trim());
-  return Number.isInteger(pid) && pid > 0 ? pid : null;
-}
-
-/** Alive, and (where /proc tells) still the program we started: a stale pid file must not kill a stranger. */
-function isOurProcess(pid: number, component: StackComponent): boolean {
-  if (!alive(pid)) return false;
-  try {
-    const commandLine = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')[0] ?? '';
-    return BINARIES[component].names.includes(path.basename(commandLine)) || commandLine === process.env[BINARIES[component].env];
-  } catch {
-    return true;
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    // A zombie (exited, not yet reaped by us) counts as gone.
-    return !/^\S+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') return true;
-    return code === 'EPERM';
-  }
-}
-
-function signal(pid: number, name: NodeJS.Signals): void {
-  try {
-    process.kill(pid, name);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ESRCH') throw error;
-  }
-}
-
-function tail(file: string, lines = 20): string {
-  try {
-    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
-  } catch {
-    return '(no log)';
-  }
+/**
+ * The component's pid record. A bare pid (written by hand, or by a test restarting a component) says nothing of start
+ * time: it counts as ours only while the process runs the component's binary, so a stale file never kills a stranger.
+ */
+async function readComponentRecord(dir: string, component: StackComponent): Promise<ProcessRecord | null> {
+  const record = await readRecord(pidFile(dir, component));
+  if (!record || record.command.length > 0) return record;
+  return { ...record, command: [findBinary(component) ?? BINARIES[component].names[0]!] };
 }

@@ -29,10 +29,12 @@ describe('release spec', () => {
       ['ramp-50', 'ramp', 50],
       ['full', 'full', 100],
     ]);
-    assert.equal(spec.strategy.steps[0]!.load?.rate, 50);
+    assert.equal(spec.strategy.steps[0]!.load?.rate, 100);
     assert.deepEqual(spec.strategy.steps[1]!.internalAudience, { header: 'x-rampart-audience', value: 'internal' });
     assert.equal(spec.strategy.steps[3]!.bake, 300_000);
-    assert.equal(spec.analysis.checks[0]!.maxIncreaseOverStable, 0.02);
+    const [errors, latency] = spec.analysis.checks;
+    assert.ok(errors?.kind === 'ratio' && errors.maxIncreaseOverStable === 0.02 && errors.max === 0.05);
+    assert.ok(latency?.kind === 'latency' && latency.maxRatioOverStable === 1.25 && latency.quantile === 0.95);
     assert.equal(spec.target.type, 'simulated');
   });
 

@@ -2,7 +2,12 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { rejectCommand, type CommandName, type ReleaseActivity, type ReleaseState, type ReleaseStatus } from '../../src/engine/release-state';
 
-type Case = [state: ReleaseState, command: CommandName, expected: RegExp | null, extra?: { activity?: ReleaseActivity; pointOfNoReturn?: boolean; sentFor?: string }];
+type Case = [
+  state: ReleaseState,
+  command: CommandName,
+  expected: RegExp | null,
+  extra?: { activity?: ReleaseActivity; pointOfNoReturn?: boolean; sentFor?: string; source?: 'alert' | 'operator'; pausedBy?: 'operator' | 'alert' | 'inconclusive' },
+];
 
 const cases: Case[] = [
   ['running', 'pause', null],
@@ -34,6 +39,11 @@ const cases: Case[] = [
   ['running', 'promote', /meant for step canary-5, but the release has moved on to ramp-10/, { activity: 'baking', sentFor: 'canary-5' }],
   ['running', 'abort', /moved on/, { sentFor: 'canary-5' }],
   ['running', 'promote', null, { activity: 'baking', sentFor: 'ramp-10' }],
+  // A resolved alert lifts only an alert's pause.
+  ['paused', 'resume', null, { source: 'alert', pausedBy: 'alert' }],
+  ['paused', 'resume', /paused by operator, not by an alert/, { source: 'alert', pausedBy: 'operator' }],
+  ['paused', 'resume', /paused by inconclusive, not by an alert/, { source: 'alert', pausedBy: 'inconclusive' }],
+  ['paused', 'resume', null, { source: 'operator', pausedBy: 'alert' }],
 ];
 
 describe('operator commands against the release state', () => {
@@ -42,13 +52,13 @@ describe('operator commands against the release state', () => {
     test(`${command} while ${state}${context ? ` (${context})` : ''}: ${expected ? 'refused' : 'accepted'}`, () => {
       const status: Parameters<typeof rejectCommand>[0] = {
         state,
-        pause: state === 'paused' ? { cause: 'operator', actor: 'a', reason: 'r', at: '' } : null,
+        pause: state === 'paused' ? { cause: extra.pausedBy ?? 'operator', actor: 'a', reason: 'r', at: '' } : null,
         outcome: null,
         step: { index: 3, name: 'ramp-10' } satisfies ReleaseStatus['step'],
         ...(extra.activity ? { activity: extra.activity } : {}),
         ...(extra.pointOfNoReturn !== undefined ? { pointOfNoReturn: extra.pointOfNoReturn } : {}),
       };
-      const reason = rejectCommand(status, command, extra.sentFor);
+      const reason = rejectCommand(status, command, extra.sentFor, extra.source);
       if (expected) assert.match(reason ?? '', expected);
       else assert.equal(reason, null);
     });

@@ -1,10 +1,10 @@
-import { spawn } from 'node:child_process';
-import { closeSync, fstatSync, openSync, readdirSync, readFileSync, writeSync } from 'node:fs';
-import { mkdir, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { canConnect } from '../../net';
 import { PROJECT_ROOT } from '../../paths';
+import { LockQueue } from '../../process/lock';
+import { isRunning, logTail, readRecord, spawnDetached, stopGroup, writeRecord, type ProcessRecord } from '../../process/supervisor';
 import type { Deployer, Slot, SlotState } from './deployer';
 
 export interface LocalDeployerOptions {
@@ -27,14 +27,11 @@ export interface LocalDeployerOptions {
 }
 
 /** What the deployer knows about an instance it started; written before the instance is healthy, so a retry finds it. */
-export interface InstanceRecord {
+export interface InstanceRecord extends ProcessRecord {
   service: string;
   slot: Slot;
   version: string;
-  pid: number;
   port: number;
-  /** Kernel start time of the process (/proc/<pid>/stat field 22), to tell our process from a reused pid. */
-  processStart: string | null;
   startedAt: string;
 }
 
@@ -73,8 +70,8 @@ export class LocalDeployer implements Deployer {
   readonly type = 'local';
   private readonly stateDir: string;
   private readonly healthPath: string;
-  /** In-process queue per slot; the lock file covers other processes. */
-  private readonly queues = new Map<string, Promise<unknown>>();
+  /** One operation per slot: queued in this process, locked across processes. */
+  private readonly slotLocks = new LockQueue();
 
   constructor(private readonly options: LocalDeployerOptions) {
     if (options.command.length === 0 || !options.command[0]) throw new Error('the local target needs a command that starts one instance');
@@ -134,48 +131,25 @@ export class LocalDeployer implements Deployer {
       throw new Error(`port ${port} is taken by a process this deployer did not start (no live record in ${this.recordPath(service, slot)})`);
     }
     const logPath = this.logPath(service, slot);
-    const log = openSync(logPath, 'a');
-    writeSync(log, `--- ${new Date().toISOString()} starting ${service} ${version} in the ${slot} slot on port ${port}\n`);
-    // Errors quote this start's lines only, not an earlier instance's.
-    const logOffset = fstatSync(log).size;
-    let child;
-    try {
-      const [executable, ...args] = this.options.command as [string, ...string[]];
-      child = spawn(executable, args, {
-        cwd: this.options.cwd ?? PROJECT_ROOT,
-        env: instanceEnvironment(this.options.env ?? {}, version, port),
-        detached: true,
-        stdio: ['ignore', log, log],
-      });
-    } finally {
-      closeSync(log);
-    }
-    const spawnError = new Promise<Error>((resolve) => child.once('error', resolve));
-    if (child.pid === undefined) throw new Error(`could not start ${this.options.command.join(' ')}: ${(await spawnError).message}`);
-    child.unref();
-
-    const record: InstanceRecord = {
-      service,
-      slot,
-      version,
-      pid: child.pid,
-      port,
-      processStart: processStartTime(child.pid),
-      startedAt: new Date().toISOString(),
-    };
-    await this.writeRecord(record);
-    let exitCode: number | string | null = null;
-    let exited = false;
-    child.once('exit', (code, signal) => {
-      exited = true;
-      exitCode = code ?? signal;
+    const instance = await spawnDetached({
+      command: this.options.command,
+      cwd: this.options.cwd ?? PROJECT_ROOT,
+      env: instanceEnvironment(this.options.env ?? {}, version, port),
+      logFile: logPath,
+      banner: `--- ${new Date().toISOString()} starting ${service} ${version} in the ${slot} slot on port ${port}`,
     });
+    const record: InstanceRecord = { service, slot, version, ...instance.record, port, startedAt: new Date().toISOString() };
+    await writeRecord(this.recordPath(service, slot), record);
     try {
-      await this.waitHealthy(record, () => (exited ? `the instance exited (${exitCode}) before it was healthy` : null));
+      await this.waitHealthy(record, () => {
+        const exit = instance.exited();
+        return exit ? `the instance ${exit} before it was healthy` : null;
+      });
     } catch (error) {
       await this.stopInstance(record).catch(() => undefined);
       await rm(this.recordPath(service, slot), { force: true });
-      throw new Error(`${(error as Error).message}; last lines of ${logPath}:\n${tail(logPath, logOffset)}`, { cause: error });
+      // This start's lines only, not an earlier instance's.
+      throw new Error(`${(error as Error).message}; last lines of ${logPath}:\n${logTail(logPath, instance.logOffset)}`, { cause: error });
     }
   }
 
@@ -202,18 +176,11 @@ export class LocalDeployer implements Deployer {
   }
 
   private async stopInstance(record: InstanceRecord): Promise<void> {
-    const timeoutMs = this.options.stopTimeoutMs ?? 5_000;
-    signalGroup(record.pid, 'SIGTERM');
-    const deadline = Date.now() + timeoutMs;
-    while (groupAlive(record.pid) && Date.now() < deadline) await sleep(50);
-    if (groupAlive(record.pid)) {
-      signalGroup(record.pid, 'SIGKILL');
-      while (groupAlive(record.pid) && Date.now() < deadline + 2_000) await sleep(50);
-      if (groupAlive(record.pid)) throw new Error(`process group ${record.pid} survived SIGKILL`);
-    }
+    await stopGroup(record, this.options.stopTimeoutMs ?? 5_000);
     // The next instance of this slot needs the port.
+    const deadline = Date.now() + 5_000;
     while (await canConnect({ host: '127.0.0.1', port: record.port }, { timeoutMeans: true })) {
-      if (Date.now() > deadline + 5_000) throw new Error(`port ${record.port} is still taken after the instance (pid ${record.pid}) exited`);
+      if (Date.now() > deadline) throw new Error(`port ${record.port} is still taken after the instance (pid ${record.pid}) exited`);
       await sleep(50);
     }
   }
@@ -223,26 +190,8 @@ export class LocalDeployer implements Deployer {
     return record && isRunning(record) ? record : null;
   }
 
-  private async readRecord(service: string, slot: Slot): Promise<InstanceRecord | null> {
-    let text: string;
-    try {
-      text = await readFile(this.recordPath(service, slot), 'utf8');
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
-      throw error;
-    }
-    try {
-      return JSON.parse(text) as InstanceRecord;
-    } catch (error) {
-      throw new Error(`instance record ${this.recordPath(service, slot)} is not JSON; remove it after stopping the instance by hand`, { cause: error });
-    }
-  }
-
-  private async writeRecord(record: InstanceRecord): Promise<void> {
-    const file = this.recordPath(record.service, record.slot);
-    // Write then rename: a crash never leaves a half-written record.
-    await writeFile(`${file}.tmp`, `${JSON.stringify(record, null, 2)}\n`);
-    await rename(`${file}.tmp`, file);
+  private readRecord(service: string, slot: Slot): Promise<InstanceRecord | null> {
+    return readRecord<InstanceRecord>(this.recordPath(service, slot));
   }
 
   private recordPath(service: string, slot: Slot): string {
@@ -258,118 +207,8 @@ export class LocalDeployer implements Deployer {
     return path.join(this.stateDir, service);
   }
 
-  /** One operation per slot at a time: in this process by a queue, across processes by a lock file. */
-  private exclusive<T>(service: string, slot: Slot, operation: () => Promise<T>): Promise<T> {
-    const key = `${service}/${slot}`;
-    const previous = this.queues.get(key) ?? Promise.resolve();
-    const next = previous.catch(() => undefined).then(async () => {
-      await mkdir(this.serviceDir(service), { recursive: true });
-      const release = await acquireLock(path.join(this.serviceDir(service), `${slot}.lock`));
-      try {
-        return await operation();
-      } finally {
-        await release();
-      }
-    });
-    this.queues.set(key, next);
-    void next.finally(() => {
-      if (this.queues.get(key) === next) this.queues.delete(key);
-    }).catch(() => undefined);
-    return next;
-  }
-}
-
-async function acquireLock(lockPath: string, timeoutMs = 60_000): Promise<() => Promise<void>> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      const handle = await open(lockPath, 'wx');
-      await handle.writeFile(String(process.pid));
-      await handle.close();
-      return () => rm(lockPath, { force: true });
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-    }
-    // A lock whose owner died is stale.
-    const owner = Number(await readFile(lockPath, 'utf8').catch(() => ''));
-    if (Number.isInteger(owner) && owner > 0 && !pidAlive(owner)) {
-      await rm(lockPath, { force: true });
-      continue;
-    }
-    if (Date.now() > deadline) throw new Error(`${lockPath} is held by process ${owner} for more than ${timeoutMs} ms`);
-    await sleep(50);
-  }
-}
-
-function isRunning(record: InstanceRecord): boolean {
-  if (!groupAlive(record.pid)) return false;
-  // A pid reused by an unrelated process has another start time.
-  const start = processStartTime(record.pid);
-  return record.processStart === null || start === null || start === record.processStart;
-}
-
-/** Field 22 of /proc/<pid>/stat; null where /proc is missing. */
-function processStartTime(pid: number): string | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // The command name (field 2) may hold spaces and parentheses: count from the last ')'.
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? null;
-  } catch {
-    return null;
-  }
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-function groupAlive(pgid: number): boolean {
-  try {
-    process.kill(-pgid, 0);
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-  // The signal reaches zombies too: a group whose members all exited but are not yet reaped by their parent
-  // (an orphan waits for init) is gone.
-  let entries: string[];
-  try {
-    entries = readdirSync('/proc');
-  } catch {
-    return true;
-  }
-  for (const entry of entries) {
-    if (!/^\d+$/.test(entry)) continue;
-    let stat: string;
-    try {
-      stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-    } catch {
-      continue;
-    }
-    // After the command name: state, ppid, pgrp, …
-    const [state, , group] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    if (Number(group) === pgid && state !== 'Z') return true;
-  }
-  return false;
-}
-
-function signalGroup(pgid: number, signal: NodeJS.Signals): void {
-  try {
-    process.kill(-pgid, signal);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ESRCH') throw error;
-  }
-}
-
-function tail(file: string, fromByte: number, lines = 20): string {
-  try {
-    const text = readFileSync(file).subarray(fromByte).toString('utf8').trimEnd();
-    return text ? text.split('\n').slice(-lines).join('\n') : '(nothing logged)';
-  } catch {
-    return '(no log)';
+  /** One operation per slot at a time, the slot's record being what the lock guards. */
+  private async exclusive<T>(service: string, slot: Slot, operation: () => Promise<T>): Promise<T> {
+    return this.slotLocks.run(this.recordPath(service, slot), operation);
   }
 }
