@@ -8,6 +8,7 @@ import {
   differenceInterval,
   histogramQuantile,
   histogramTotal,
+  MIXING_SCALES,
   rate,
   rateInterval,
   samplesToResolve,
@@ -145,8 +146,8 @@ function combine(check: string, tests: Test[], canary: Counts, stable: Counts | 
   return { ...base, outcome: 'inconclusive', message: `not enough evidence yet: ${describe(open.test)}; about ${needed} canary requests needed to tell`, samplesNeeded: needed };
 }
 
-/** The mixing scale of the mixture boundary: tuned to effects of a few points, the size that matters here. */
-export const TAU = 0.02;
+/** The mixing scales of the boundary: effects from a tenth of a point to fifty points (see statistics.ts). */
+export const TAU = MIXING_SCALES;
 
 function asCounts(evidence: TrackEvidence | null): Counts | null {
   return evidence && evidence.kind === 'counts' ? { events: Math.round(evidence.events), total: Math.round(evidence.total) } : null;

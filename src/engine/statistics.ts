@@ -38,6 +38,47 @@ export function mixtureHalfWidth(variance: number, alpha: number, tau: number): 
   return Math.sqrt(((variance * (variance + t2)) / t2) * (2 * Math.log(1 / alpha) + Math.log((variance + t2) / variance)));
 }
 
+/**
+ * A mixing distribution for the boundary: one scale, or several with equal weight. One scale is tuned
+ * to one size of effect: small scales resolve a difference of a point or two in the fewest samples
+ * but need hundreds of requests to call even a +50-point canary bad; several scales find small
+ * effects at a small premium (each pays log(number of scales) in the exponent) and large ones in a
+ * few dozen requests. The average of the mixtures' martingales is a martingale, so Ville's inequality
+ * and the anytime guarantee still hold.
+ */
+export type MixingScales = number | readonly number[];
+
+/** Rampart's default: from a tenth of a point to fifty points. */
+export const MIXING_SCALES: readonly number[] = [0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5];
+
+/** The mixture martingale of one scale at distance x from the null, for an estimate of variance v. */
+function mixtureMartingale(x: number, variance: number, tau: number): number {
+  const t2 = tau * tau;
+  return Math.sqrt(variance / (variance + t2)) * Math.exp((t2 * x * x) / (2 * variance * (variance + t2)));
+}
+
+/**
+ * Half-width of the boundary for a mixing distribution: the distance x at which the (equally
+ * weighted) mixture martingale reaches 1/alpha. With one scale it is mixtureHalfWidth's closed form;
+ * with several, found by bisection (the martingale grows with x), bracketed by each scale's own
+ * boundary at level alpha x weight, which the sum must reach first.
+ */
+export function boundaryHalfWidth(variance: number, alpha: number, scales: MixingScales): number {
+  if (typeof scales === 'number') return mixtureHalfWidth(variance, alpha, scales);
+  if (scales.length === 1) return mixtureHalfWidth(variance, alpha, scales[0]!);
+  if (!(variance > 0)) return 0;
+  const weight = 1 / scales.length;
+  let high = Math.min(...scales.map((tau) => mixtureHalfWidth(variance, alpha * weight, tau)));
+  let low = 0;
+  const crossed = (x: number) => scales.reduce((sum, tau) => sum + weight * mixtureMartingale(x, variance, tau), 0) >= 1 / alpha;
+  for (let i = 0; i < 80 && high - low > 1e-12 * Math.max(1, high); i++) {
+    const mid = (low + high) / 2;
+    if (crossed(mid)) high = mid;
+    else low = mid;
+  }
+  return high;
+}
+
 /** Variance of one track's rate estimate. */
 function rateVariance(counts: Counts): number {
   const p = varianceRate(counts);
@@ -48,17 +89,17 @@ function rateVariance(counts: Counts): number {
  * Anytime-valid interval for canary rate minus stable rate. `lower` uses `alphaLower`, `upper` uses
  * `alphaUpper`: a rollback needs stronger evidence than a pass, so the two sides differ.
  */
-export function differenceInterval(canary: Counts, stable: Counts, alphaLower: number, alphaUpper: number, tau: number): Interval {
+export function differenceInterval(canary: Counts, stable: Counts, alphaLower: number, alphaUpper: number, tau: MixingScales): Interval {
   const estimate = rate(canary) - rate(stable);
   const variance = rateVariance(canary) + rateVariance(stable);
-  return { estimate, lower: estimate - mixtureHalfWidth(variance, alphaLower, tau), upper: estimate + mixtureHalfWidth(variance, alphaUpper, tau) };
+  return { estimate, lower: estimate - boundaryHalfWidth(variance, alphaLower, tau), upper: estimate + boundaryHalfWidth(variance, alphaUpper, tau) };
 }
 
 /** Anytime-valid interval for one track's rate, for absolute limits (`max`, `min`). */
-export function rateInterval(counts: Counts, alphaLower: number, alphaUpper: number, tau: number): Interval {
+export function rateInterval(counts: Counts, alphaLower: number, alphaUpper: number, tau: MixingScales): Interval {
   const estimate = rate(counts);
   const variance = rateVariance(counts);
-  return { estimate, lower: estimate - mixtureHalfWidth(variance, alphaLower, tau), upper: estimate + mixtureHalfWidth(variance, alphaUpper, tau) };
+  return { estimate, lower: estimate - boundaryHalfWidth(variance, alphaLower, tau), upper: estimate + boundaryHalfWidth(variance, alphaUpper, tau) };
 }
 
 /**
@@ -66,10 +107,10 @@ export function rateInterval(counts: Counts, alphaLower: number, alphaUpper: num
  * the interval's half-width shrinks below it, at the rate `p`: what "insufficient traffic" tells the
  * operator. Found by doubling then bisection; the half-width falls monotonically with the sample.
  */
-export function samplesToResolve(p: number, distance: number, alpha: number, tau: number, twoSample: boolean): number {
+export function samplesToResolve(p: number, distance: number, alpha: number, tau: MixingScales, twoSample: boolean): number {
   if (!(distance > 0)) return Number.POSITIVE_INFINITY;
   const q = Math.min(Math.max(p, 0.001), 0.999);
-  const halfWidth = (n: number) => mixtureHalfWidth(((twoSample ? 2 : 1) * q * (1 - q)) / n, alpha, tau);
+  const halfWidth = (n: number) => boundaryHalfWidth(((twoSample ? 2 : 1) * q * (1 - q)) / n, alpha, tau);
   let high = 1;
   while (halfWidth(high) >= distance) {
     high *= 2;
