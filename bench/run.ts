@@ -1,6 +1,7 @@
 // `npm run bench`: every benchmark in one run, written to bench/results/latest.{json,md}.
 // Ratios are measured side by side in the same run because these machines are shared and noisy.
-import { writeFileSync } from 'node:fs';
+// `npm run bench -- <name>…` runs some of them and replaces only their figures (each keeps its date).
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { quietSdkLogs, startTestServer } from '../test/helpers/temporal';
@@ -14,8 +15,19 @@ async function main(): Promise<void> {
   quietSdkLogs();
   const only = process.argv.slice(2);
   const wanted = (name: string) => only.length === 0 || only.includes(name);
-  const results: Record<string, unknown> = { at: new Date().toISOString(), machine: { cpus: cpus().length, node: process.version } };
-  const lines: string[] = ['| benchmark | figure | value | goal |', '| --- | --- | --- | --- |'];
+  const dir = join(__dirname, 'results');
+  const previous = existsSync(join(dir, 'latest.json')) ? (JSON.parse(readFileSync(join(dir, 'latest.json'), 'utf8')) as Record<string, unknown>) : {};
+  const at = new Date().toISOString();
+  const results: Record<string, unknown> = { ...previous, at, machine: { cpus: cpus().length, node: process.version } };
+  const runAt = { ...((previous.runAt as Record<string, string> | undefined) ?? {}) };
+  // The table's rows per benchmark, so a partial run keeps the others' rows.
+  const rows: Record<string, string[]> = { ...((previous.rows as Record<string, string[]> | undefined) ?? {}) };
+  let lines: string[] = [];
+  const done = (name: string) => {
+    rows[name] = lines;
+    runAt[name] = at;
+    lines = [];
+  };
 
   // Judgment runs on simulated time, without Temporal: no dev server for it alone.
   const server = ['engine', 'safety', 'api', 'capacity'].some(wanted) ? await startTestServer() : null;
@@ -28,6 +40,7 @@ async function main(): Promise<void> {
         `| | release through the lane (update-with-start + child) | ${engine.releasesViaLanePerSecond}/s, ratio ${engine.ratioViaLane} | ≥ 0.9 |`,
         `| | release workflow started directly | ${engine.releasesDirectPerSecond}/s, ratio ${engine.ratioDirect} | ≥ 0.9 |`,
       );
+      done('engine');
       console.log('engine', engine);
     }
     if (wanted('safety')) {
@@ -35,6 +48,7 @@ async function main(): Promise<void> {
       const safety = await benchSafety(server!, { log: (line) => console.log(line) });
       results.safety = safety;
       lines.push(...safetyTableRows(safety));
+      done('safety');
       console.log('safety', JSON.stringify(safety, null, 2));
     }
     if (wanted('api')) {
@@ -46,6 +60,7 @@ async function main(): Promise<void> {
         `| | signed CI webhooks, Prefer: respond-async (202 accepted) | ${api.asyncWebhookPerSecond}/s, p50 ${api.asyncWebhookLatencyMs.p50} ms, p99 ${api.asyncWebhookLatencyMs.p99} ms; ratio to bare start ${api.ratioAsyncWebhookToBareStart} | ≥ 0.9 |`,
         `| | signed CI webhooks answered with the lane's decision | ${api.webhookPerSecond}/s, p50 ${api.webhookLatencyMs.p50} ms, p99 ${api.webhookLatencyMs.p99} ms; ratio to bare start ${api.ratioWebhookToBareStart}, to in-process submit ${api.ratioWebhookToSubmit} | |`,
       );
+      done('api');
       console.log('api', api);
     }
     if (wanted('capacity')) {
@@ -56,6 +71,7 @@ async function main(): Promise<void> {
           `| capacity | ${level.releases} releases baking, analysis every 10 s | RSS ${level.workerRssMiB} MiB, CPU ${level.cpuPercentOfOneCore}% of a core, tick lateness p50 ${level.tickLatenessMs.p50} ms / p99 ${level.tickLatenessMs.p99} ms (${level.analysisRuns} runs in ${level.observedSeconds} s; started in ${level.startSeconds} s) | |`,
         );
       }
+      done('capacity');
       console.log('capacity', levels);
     }
     if (wanted('judgment')) {
@@ -63,15 +79,21 @@ async function main(): Promise<void> {
       const judgment = await benchJudgment({ log: (line) => console.log(line) });
       results.judgment = { releasesPerCell: judgment.releasesPerCell, seconds: judgment.seconds, file: 'bench/results/judgment.json' };
       lines.push(...judgmentTableRows(judgment));
+      done('judgment');
     }
   } finally {
     await server?.stop();
   }
 
-  const dir = join(__dirname, 'results');
+  results.rows = rows;
+  results.runAt = runAt;
+  const table = ['| benchmark | figure | value | goal |', '| --- | --- | --- | --- |'];
+  for (const name of ['engine', 'safety', 'api', 'capacity', 'judgment']) {
+    if (rows[name]) table.push(...rows[name].map((row, i) => (i === 0 ? row.replace(/^\| ([^|]+?) \|/, `| $1 (${runAt[name]?.slice(0, 10) ?? ''}) |`) : row)));
+  }
   writeFileSync(join(dir, 'latest.json'), JSON.stringify(results, null, 2) + '\n');
-  writeFileSync(join(dir, 'latest.md'), lines.join('\n') + '\n');
-  console.log(lines.join('\n'));
+  writeFileSync(join(dir, 'latest.md'), table.join('\n') + '\n');
+  console.log(table.join('\n'));
 }
 
 main().catch((error) => {

@@ -73,7 +73,12 @@ export interface SafetyResult {
     goalP99Ms: number;
     meetsGoal: boolean;
   };
-  detectToSafe: {
+  /** The same measurement for a broken build (half its requests fail) and for a subtle one (10%). */
+  detectToSafe: DetectToSafe;
+  detectToSafeSubtle: DetectToSafe;
+}
+
+export interface DetectToSafe {
     /** Canary given a weight to weight 0 again. */
     total: LatencySummary;
     /** Canary given a weight to Prometheus' counts showing the canary's failed share more than 2 points above stable's (0). */
@@ -87,7 +92,6 @@ export interface SafetyResult {
     config: { scrapeInterval: string; analysisInterval: string; canaryWeight: number; canaryErrorRate: number; trafficPerSecond: number };
     goalP50Ms: number;
     meetsGoal: boolean;
-  };
 }
 
 function summarize(samples: number[]): LatencySummary {
@@ -233,13 +237,18 @@ export async function benchSafety(server: DevServer, options: { abortTrials?: nu
     }
 
     // ---- detect to safe ----
-    const canaryErrorRate = 0.1;
     const trafficPerSecond = 200;
+    const versionOf = (errorRate: number, i: number) => sha(`bench-detect-${run}-${errorRate}-${i}`);
+    // A broken build (half its requests fail) and a subtle regression (10%): the judge is fast on the first, careful on the second.
+    const severities = [0.5, 0.1];
     const detectStable = sha(`bench-detect-stable-${run}`);
     // Every version but the stable one fails 10% of its requests.
     const detectTarget = localTarget(stack, detectService, DEMO_COMMAND, {
-      DEMO_ERROR_RATE: String(canaryErrorRate),
-      DEMO_BEHAVIOUR: JSON.stringify({ [detectStable]: { errorRate: 0, latencyMs: 0 } }),
+      DEMO_ERROR_RATE: '0',
+      DEMO_BEHAVIOUR: JSON.stringify({
+        [detectStable]: { errorRate: 0, latencyMs: 0 },
+        ...Object.fromEntries(severities.flatMap((errorRate) => Array.from({ length: detectTrials }, (_, i) => [versionOf(errorRate, i), { errorRate, latencyMs: 0 }]))),
+      }),
     });
     await new LocalDeployer({ ...detectTarget, healthPath: '/healthz' }).deploy(detectService.name, 'stable', detectStable);
     await new HaproxyRouter({ socket }).waitUntilUp(detectService.name, ['stable']);
@@ -271,65 +280,79 @@ export async function benchSafety(server: DevServer, options: { abortTrials?: nu
     }).start();
     cleanups.add('traffic', () => traffic.stop());
 
-    const totals: number[] = [];
-    const pipeline: number[] = [];
-    const engine: number[] = [];
-    const canaryRequests: number[] = [];
-    const failedTrials: string[] = [];
-    for (let i = 0; i < detectTrials; i++) {
-      const version = sha(`bench-detect-${run}-${i}`);
-      const taking = watchWeight(socket, detectService.name, (w) => w > 0, 120_000);
-      taking.catch(() => undefined);
-      const { releaseId } = await releases.submit(detectSpec(version));
-      const start = await taking;
-      const safe = watchWeight(socket, detectService.name, (w) => w === 0, 60_000);
-      // The judge fails the canary once it is confident its failed share is more than 2 points above stable's (0
-      // here): the pipeline's part ends when Prometheus' counts, over the trial so far, show that share.
-      const takenAt = Date.now();
-      const countsQuery = () => {
-        const values = { service: detectService.name, environment: stack.environment, version, track: 'canary', window: formatPromDuration(Math.ceil((Date.now() - takenAt) / 1000 + 1) * 1000) };
-        return {
-          events: renderQuery(DEFAULT_ERROR_EVENTS_QUERY, values),
-          total: renderQuery(DEFAULT_ERROR_TOTAL_QUERY, values),
-          check: 'error-rate',
-          service: detectService.name,
-          environment: stack.environment,
-          version,
-          track: 'canary' as const,
+    const measureDetect = async (canaryErrorRate: number): Promise<DetectToSafe> => {
+      const totals: number[] = [];
+      const pipeline: number[] = [];
+      const engine: number[] = [];
+      const canaryRequests: number[] = [];
+      const failedTrials: string[] = [];
+      for (let i = 0; i < detectTrials; i++) {
+        const version = versionOf(canaryErrorRate, i);
+        const taking = watchWeight(socket, detectService.name, (w) => w > 0, 120_000);
+        taking.catch(() => undefined);
+        const { releaseId } = await releases.submit(detectSpec(version));
+        const start = await taking;
+        const safe = watchWeight(socket, detectService.name, (w) => w === 0, 60_000);
+        // The judge fails the canary once it is confident its failed share is more than 2 points above stable's (0
+        // here): the pipeline's part ends when Prometheus' counts, over the trial so far, show that share.
+        const takenAt = Date.now();
+        const countsQuery = () => {
+          const values = { service: detectService.name, environment: stack.environment, version, track: 'canary', window: formatPromDuration(Math.ceil((Date.now() - takenAt) / 1000 + 1) * 1000) };
+          return {
+            events: renderQuery(DEFAULT_ERROR_EVENTS_QUERY, values),
+            total: renderQuery(DEFAULT_ERROR_TOTAL_QUERY, values),
+            check: 'error-rate',
+            service: detectService.name,
+            environment: stack.environment,
+            version,
+            track: 'canary' as const,
+          };
         };
-      };
-      let visibleAt: number | null = null;
-      let stopped = false;
-      const visible = (async () => {
-        while (!stopped && visibleAt === null) {
-          const counts = await prometheus.counts(countsQuery()).catch(() => null);
-          if (counts && counts.total > 0 && counts.events / counts.total > 0.02) visibleAt = performance.now();
-          else await sleep(20);
+        let visibleAt: number | null = null;
+        let stopped = false;
+        const visible = (async () => {
+          while (!stopped && visibleAt === null) {
+            const counts = await prometheus.counts(countsQuery()).catch(() => null);
+            if (counts && counts.total > 0 && counts.events / counts.total > 0.02) visibleAt = performance.now();
+            else await sleep(20);
+          }
+        })();
+        const end = await safe;
+        stopped = true;
+        await visible;
+        const result = await waitFor('the detect trial to finish', async () => {
+          const status = await releases.status(releaseId);
+          return ['rolled-back', 'aborted', 'promoted', 'superseded', 'cancelled'].includes(status.state) && status;
+        }, 60_000, 100);
+        canaryRequests.push(served.get(version) ?? 0);
+        if (result.outcome?.result !== 'rolled-back' || !/analysis failed/.test(result.outcome.reason)) {
+          failedTrials.push(`${result.outcome?.result}: ${result.outcome?.reason}`);
+          continue;
         }
-      })();
-      const end = await safe;
-      stopped = true;
-      await visible;
-      const result = await waitFor('the detect trial to finish', async () => {
-        const status = await releases.status(releaseId);
-        return ['rolled-back', 'aborted', 'promoted', 'superseded', 'cancelled'].includes(status.state) && status;
-      }, 60_000, 100);
-      canaryRequests.push(served.get(version) ?? 0);
-      if (result.outcome?.result !== 'rolled-back' || !/analysis failed/.test(result.outcome.reason)) {
-        failedTrials.push(`${result.outcome?.result}: ${result.outcome?.reason}`);
-        continue;
+        totals.push(end - start);
+        if (visibleAt !== null) {
+          pipeline.push(visibleAt - start);
+          engine.push(end - visibleAt);
+        }
+        log(`detect to safe (${canaryErrorRate * 100}% failing): trial ${i + 1}/${detectTrials}: ${Math.round(end - start)} ms`);
       }
-      totals.push(end - start);
-      if (visibleAt !== null) {
-        pipeline.push(visibleAt - start);
-        engine.push(end - visibleAt);
-      }
-      log(`detect to safe: trial ${i + 1}/${detectTrials}: ${Math.round(end - start)} ms`);
-    }
+      const total = summarize(totals);
+      return {
+        total,
+        metricsPipeline: summarize(pipeline),
+        engine: summarize(engine),
+        canaryRequests,
+        failedTrials,
+        config: { scrapeInterval: '1s', analysisInterval: analysis.interval, canaryWeight: 10, canaryErrorRate, trafficPerSecond },
+        goalP50Ms: 3_000,
+        meetsGoal: total.trials > 0 && total.p50Ms < 3_000,
+      };
+    };
+    const detectSevere = await measureDetect(0.5);
+    const detectSubtle = await measureDetect(0.1);
     await traffic.stop();
 
     const abort = summarize(abortSamples);
-    const total = summarize(totals);
     return {
       abortToSafe: {
         abort,
@@ -339,16 +362,8 @@ export async function benchSafety(server: DevServer, options: { abortTrials?: nu
         goalP99Ms: 300,
         meetsGoal: abort.p99Ms < 300,
       },
-      detectToSafe: {
-        total,
-        metricsPipeline: summarize(pipeline),
-        engine: summarize(engine),
-        canaryRequests,
-        failedTrials,
-        config: { scrapeInterval: '1s', analysisInterval: analysis.interval, canaryWeight: 10, canaryErrorRate, trafficPerSecond },
-        goalP50Ms: 3_000,
-        meetsGoal: total.trials > 0 && total.p50Ms < 3_000,
-      },
+      detectToSafe: detectSevere,
+      detectToSafeSubtle: detectSubtle,
     };
   } finally {
     await cleanups.run();
@@ -363,9 +378,11 @@ export function safetyTableRows(result: SafetyResult): string[] {
     `| abort to safe | floor: signal + activity + runtime-API call, to HAProxy reporting weight 0 | ${ms(a.floor)} | |`,
     `| | abort update to HAProxy reporting the canary at weight 0 | ${ms(a.abort)}, ${a.ratioP50}x the floor at p50 | p99 < ${a.goalP99Ms} ms |`,
     `| | abort update answered (rolled back, canary instance stopped) | ${ms(a.abortAnswered)} | |`,
-    `| detect to safe | ${d.config.canaryErrorRate * 100}% failing canary at ${d.config.canaryWeight}% taking traffic to all traffic on stable (${d.config.scrapeInterval} scrape, analysis every ${d.config.analysisInterval} on the evidence since the canary took traffic) | ${ms(d.total)}${d.failedTrials.length ? `, ${d.failedTrials.length} trial(s) not rolled back by analysis` : ''} | p50 < ${d.goalP50Ms} ms |`,
-    `| | of which metrics pipeline (traffic to a failing value in Prometheus) | ${ms(d.metricsPipeline)} | |`,
-    `| | of which engine (failing value in Prometheus to weight 0) | ${ms(d.engine)} | |`,
-    `| | user requests answered by the faulty canary, per trial | ${d.canaryRequests.join(', ')} | |`,
+    ...[d, result.detectToSafeSubtle].flatMap((x) => [
+      `| detect to safe | ${x.config.canaryErrorRate * 100}% failing canary at ${x.config.canaryWeight}% of ${x.config.trafficPerSecond} req/s, taking traffic to all traffic on stable (${x.config.scrapeInterval} scrape, analysis every ${x.config.analysisInterval} on the evidence since the canary took traffic) | ${ms(x.total)}${x.failedTrials.length ? `, ${x.failedTrials.length} trial(s) not rolled back by analysis` : ''} | p50 < ${x.goalP50Ms} ms |`,
+      `| | of which metrics pipeline (traffic to a failing value in Prometheus) | ${ms(x.metricsPipeline)} | |`,
+      `| | of which engine (failing value in Prometheus to weight 0) | ${ms(x.engine)} | |`,
+      `| | user requests answered by the faulty canary, per trial | ${x.canaryRequests.join(', ')} | |`,
+    ]),
   ];
 }

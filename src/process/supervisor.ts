@@ -143,7 +143,7 @@ export async function stopGroup(record: ProcessRecord, graceMs: number): Promise
   signalGroup(record, 'SIGKILL');
   if (await goneWithin(record, KILL_WAIT_MS)) return;
   const what = record.command.length > 0 ? ` (${record.command.join(' ')})` : '';
-  throw new Error(`process group ${record.pid}${what} survived SIGKILL for ${KILL_WAIT_MS} ms; a process stuck in the kernel cannot be killed, find it with: ps -o pid,stat,cmd -g ${record.pid}`);
+  throw new Error(`process group ${record.pid}${what} survived SIGKILL for ${KILL_WAIT_MS} ms; a process stuck in the kernel cannot be killed, see it with: pgrep -a -g ${record.pid}`);
 }
 
 /** The last lines a process logged from fromByte on (its own start, see logOffset), for error messages. */

@@ -217,8 +217,10 @@ export const analysisSchema = z
       .number()
       .int()
       .min(1)
-      .default(50)
-      .describe('Canary events a check needs before it may fail or pass; fewer is "not enough evidence yet".'),
+      .default(20)
+      .describe(
+        'Canary requests a check needs before it may fail or pass; fewer is "not enough evidence yet". The anytime-valid interval is what guards against small samples (a healthy 1% canary cannot fail on 20 requests); this floor only keeps the normal approximation out of its worst range, and lets a broken build (half its requests failing) be caught in about 20 requests.',
+      ),
     maxBakeFactor: z
       .number()
       .min(1)

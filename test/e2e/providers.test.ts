@@ -168,9 +168,12 @@ async function scraped(service: string, server: Track, metric: string, truth: nu
   await waitFor(`Prometheus to scrape ${service}/${server} ${metric} = ${truth}`, async () => (await instant(query)) === truth, 20_000, 200);
 }
 
-/** Within 3% (or 2 requests): increase() extrapolates its samples to the window's edges. */
+/**
+ * Within 8% (or 3 requests): increase() extrapolates its first and last samples towards the window's
+ * edges (by up to half a scrape interval each), so a burst of 200 reads as 200 to about 212 (seen: 208).
+ */
 function about(actual: number, expected: number, what: string): void {
-  assert.ok(Math.abs(actual - expected) <= Math.max(2, 0.03 * expected), `${what}: ${actual}, expected about ${expected}`);
+  assert.ok(Math.abs(actual - expected) <= Math.max(3, 0.08 * expected), `${what}: ${actual}, expected about ${expected}`);
 }
 
 function portOpen(port: number): Promise<boolean> {

@@ -24,6 +24,7 @@ function saver(rig: TestRig) {
 
 async function main(): Promise<void> {
   if (!only || only.includes('releases')) await recordReleases();
+  if (!only || only.includes('release-continued')) await recordLongRelease();
   if (!only || only.includes('lane-busy')) await recordBusyLane();
 }
 
@@ -31,20 +32,27 @@ async function recordReleases(): Promise<void> {
   const rig = await startRig();
   const save = saver(rig);
   try {
-    const promoted = await rig.releases.submit(fastSpec('replay-promoted', sha('r1')));
+    // Real bakes: the analysis looks, its timers and the bake planner's decisions are in the history.
+    const bake = { 'canary-internal': '1s', 'canary-5': '1s', 'ramp-10': '1s', 'ramp-50': '1s', full: '1s' };
+    const promoted = await rig.releases.submit(fastSpec('replay-promoted', sha('r1'), { bake, analysis: { interval: '500ms' } }));
     await rig.releases.result(promoted.releaseId);
     await save('release-promoted', promoted.releaseId);
 
     const faulty = sha('r2');
-    const rolledBack = await rig.releases.submit(fastSpec('replay-analysis', faulty, { health: { [faulty]: { errorRate: 0.2 } }, load: { maxErrorRate: 1 } }));
+    const rolledBack = await rig.releases.submit(
+      fastSpec('replay-analysis', faulty, { bake, health: { [faulty]: { errorRate: 0.2 } }, load: { maxIncreaseOverStable: 1 }, analysis: { interval: '500ms' } }),
+    );
     await rig.releases.result(rolledBack.releaseId);
     await save('release-rolled-back', rolledBack.releaseId);
 
-    const paused = await rig.releases.submit(fastSpec('replay-operator', sha('r3'), { bake: { 'ramp-10': '1m' }, approval: ['canary-5'] }));
+    const paused = await rig.releases.submit(fastSpec('replay-operator', sha('r3'), { bake: { ...bake, 'ramp-10': '1m' }, approval: ['canary-5'], analysis: { interval: '500ms' } }));
     await waitFor('gate', async () => (await rig.releases.status(paused.releaseId)).state === 'awaiting-approval');
     await rig.releases.command(paused.releaseId, 'approve', { actor: 'dba', reason: 'ok' });
-    await waitFor('ramp-10', async () => (await rig.releases.status(paused.releaseId)).routes.canaryWeight === 10);
+    await waitFor('ramp-10 baking', async () => (await rig.releases.status(paused.releaseId)).activity === 'baking' && (await rig.releases.status(paused.releaseId)).routes.canaryWeight === 10);
     await rig.releases.command(paused.releaseId, 'pause', { actor: 'alice', reason: 'look' });
+    await rig.releases.command(paused.releaseId, 'resume', { actor: 'alice', reason: 'fine' });
+    await rig.releases.command(paused.releaseId, 'promote', { actor: 'alice', reason: 'enough', step: 'ramp-10' }).catch(() => undefined);
+    await waitFor('ramp-50', async () => (await rig.releases.status(paused.releaseId)).step?.name === 'ramp-50');
     await rig.releases.command(paused.releaseId, 'abort', { actor: 'alice', reason: 'bad' });
     await save('release-approved-paused-aborted', paused.releaseId);
 
@@ -56,6 +64,22 @@ async function recordReleases(): Promise<void> {
     await rig.releases.submit(fastSpec('replay-lane', sha('r5')));
     await save('release-superseded', first.releaseId);
     await save('lane', laneWorkflowId('replay-lane', 'production'));
+  } finally {
+    await rig.close();
+  }
+}
+
+/** A release baking across continue-as-new on a server that suggests it early: its first run and its last. */
+async function recordLongRelease(): Promise<void> {
+  const rig = await startRig({}, { dynamicConfig: { 'limit.historyCount.suggestContinueAsNew': 100 } });
+  const save = saver(rig);
+  try {
+    const { releaseId } = await rig.releases.submit(fastSpec('replay-continued', sha('r6'), { bake: { 'ramp-10': '20s' }, analysis: { interval: '500ms' } }));
+    const result = await rig.releases.result(releaseId);
+    if (result.generation < 2) throw new Error(`the release continued as new ${result.generation} times`);
+    const first = (await rig.client.workflow.getHandle(releaseId).describe()).raw.workflowExecutionInfo?.firstRunId ?? undefined;
+    await save('release-continued-first-run', releaseId, first);
+    await save('release-continued-last-run', releaseId);
   } finally {
     await rig.close();
   }

@@ -6,9 +6,10 @@ import { Worker } from '@temporalio/worker';
 import { quietSdkLogs } from '../helpers/temporal';
 
 /**
- * Histories recorded under earlier workflow code (`*.v1.json` predates the `upsert-phase-on-change`
- * patch) must replay under today's code: that is what lets releases in flight survive a deploy of
- * Rampart itself. A change that is not guarded with patched() fails here.
+ * Histories recorded under earlier workflow code must replay under today's code: that is what lets
+ * releases in flight survive a deploy of Rampart itself. A change that is not guarded with patched()
+ * fails here. The lane's go back to v1; the release workflow's to v3, when the evidence-based judge,
+ * the saga as data and continue-as-new changed it wholesale (the README's upgrade note).
  */
 const dir = join(__dirname, 'histories');
 const files = readdirSync(dir).filter((f) => f.endsWith('.json')).sort();
@@ -16,11 +17,22 @@ const load = (file: string) => JSON.parse(readFileSync(join(dir, file), 'utf8'))
 const markers = (file: string) => load(file).events.filter((e) => e.eventType === 'EVENT_TYPE_MARKER_RECORDED').length;
 
 describe('replay of recorded histories', () => {
-  test('histories exist for both workflows, from before and after the patch', () => {
-    assert.ok(files.includes('release-promoted.v1.json') && files.includes('release-promoted.v2.json'));
+  test('histories exist for both workflows: releases with real bakes, operator commands, a supersede, and a lane from before its patches', () => {
+    for (const name of ['release-promoted', 'release-rolled-back', 'release-approved-paused-aborted', 'release-superseded']) assert.ok(files.includes(`${name}.v3.json`), name);
     assert.ok(files.includes('lane.v1.json') && files.includes('lane.v2.json'));
-    assert.equal(markers('release-promoted.v1.json'), 0, 'v1 was recorded before the patch existed');
-    assert.equal(markers('release-promoted.v2.json'), 1, 'v2 carries the patch marker');
+    const timers = load('release-promoted.v3.json').events.filter((e) => e.eventType === 'EVENT_TYPE_TIMER_STARTED').length;
+    assert.ok(timers >= 5, `the promoted release baked on timers (${timers})`);
+  });
+
+  test('a release is recorded across continue-as-new: its first run hands the bake to the next', () => {
+    const first = load('release-continued-first-run.v3.json').events;
+    const last = load('release-continued-last-run.v3.json').events;
+    assert.equal(first.at(-1)?.eventType, 'EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW');
+    assert.equal(last.at(-1)?.eventType, 'EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED');
+    const input = (last[0] as { workflowExecutionStartedEventAttributes?: { input?: { payloads?: { data?: string }[] } } }).workflowExecutionStartedEventAttributes?.input?.payloads?.[0]?.data;
+    const carried = (JSON.parse(Buffer.from(input ?? '', 'base64').toString('utf8')) as { carried?: { saga?: { undos?: unknown[] }; generation?: number } }).carried;
+    assert.ok((carried?.generation ?? 0) >= 2, 'the last run is a later generation');
+    assert.ok((carried?.saga?.undos?.length ?? 0) >= 2, 'and carries the saga');
   });
 
   test('a busy lane is recorded across a continue-as-new, with its patch markers and a release handed over', () => {

@@ -4,11 +4,14 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
+import { TAU } from '../../src/engine/analysis';
 import {
+  boundaryHalfWidth,
   countAbove,
   differenceInterval,
   histogramQuantile,
   histogramTotal,
+  MIXING_SCALES,
   mixtureHalfWidth,
   rateInterval,
   samplesToResolve,
@@ -23,7 +26,17 @@ interface Reference {
   oneSample: Array<{ counts: Counts; alphaLower: number; alphaUpper: number; tau: number; estimate: number; lower: number; upper: number }>;
   quantiles: Array<{ histogram: string; buckets: Buckets; q: number; value: number | null }>;
   countAbove: Array<{ histogram: string; buckets: Buckets; threshold: number; total: number; above: number }>;
-  monteCarlo: { bounds: { everFailedAtMargin: number }; scenarios: Array<{ scenario: string; everFailed: number; canaryRate: number; stableRate: number }> };
+  monteCarlo: { bounds: { everFailedAtMargin: number }; scenarios: Scenario[]; mixtureScales: number[]; mixtureScenarios: Scenario[] };
+  mixtureHalfWidths: Array<{ variance: number; alpha: number; scales: number[]; halfWidth: number }>;
+  mixtureDifferences: Array<{ canary: Counts; stable: Counts; alphaLower: number; alphaUpper: number; scales: number[]; estimate: number; lower: number; upper: number }>;
+  mixtureOneSample: Array<{ counts: Counts; alphaLower: number; alphaUpper: number; scales: number[]; estimate: number; lower: number; upper: number }>;
+  samplesToResolve: Array<{ rate: number; distance: number; alpha: number; twoSample: boolean; scales: number[]; samples: number }>;
+}
+interface Scenario {
+  scenario: string;
+  everFailed: number;
+  canaryRate: number;
+  stableRate: number;
 }
 
 const reference = JSON.parse(readFileSync(join(__dirname, 'fixtures', 'statistics-reference.json'), 'utf8')) as Reference;
@@ -42,6 +55,51 @@ describe('the normal-mixture boundary', () => {
 
   test('zero, negative or NaN variance gives a zero half-width, never NaN', () => {
     for (const variance of [0, -1, Number.NaN]) assert.equal(mixtureHalfWidth(variance, 0.01, 0.02), 0);
+  });
+});
+
+/**
+ * A mixture's half-width is found by bisection, which stops within 1e-12 of the boundary (relative
+ * above 1, absolute below: a trillionth of a share) and keeps the end that has crossed it, so the
+ * width is never narrower than the reference and at most that much wider.
+ */
+function closeFromAbove(actual: number, expected: number, what: string): void {
+  const slack = 1e-12 * Math.max(1, Math.abs(expected)) + 1e-13 * Math.abs(expected);
+  assert.ok(actual >= expected - 1e-15 * Math.max(1, Math.abs(expected)) && actual - expected <= slack, `${what}: ${actual} differs from the reference ${expected} by ${actual - expected}`);
+}
+
+describe('the boundary of a discrete mixture of scales', () => {
+  test('the reference was computed for the scales the judge uses', () => {
+    assert.deepEqual([...MIXING_SCALES], reference.monteCarlo.mixtureScales);
+    assert.deepEqual(TAU, MIXING_SCALES);
+  });
+
+  test(`half-widths match the reference (${reference.mixtureHalfWidths.length} cases, variances 1e-12 to 1, and other sets of scales)`, () => {
+    for (const c of reference.mixtureHalfWidths) closeFromAbove(boundaryHalfWidth(c.variance, c.alpha, c.scales), c.halfWidth, `v=${c.variance} alpha=${c.alpha} scales=${c.scales.join(',')}`);
+  });
+
+  test('zero, negative or NaN variance gives a zero half-width, never NaN', () => {
+    for (const variance of [0, -1, Number.NaN]) assert.equal(boundaryHalfWidth(variance, 0.01, MIXING_SCALES), 0);
+  });
+
+  test(`differences of two shares match the reference (${reference.mixtureDifferences.length} cases)`, () => {
+    for (const c of reference.mixtureDifferences) {
+      const interval = differenceInterval(c.canary, c.stable, c.alphaLower, c.alphaUpper, c.scales);
+      const what = `canary ${c.canary.events}/${c.canary.total} stable ${c.stable.events}/${c.stable.total} alphas ${c.alphaLower}/${c.alphaUpper}`;
+      close(interval.estimate, c.estimate, `${what} estimate`);
+      closeFromAbove(c.estimate - interval.lower, c.estimate - c.lower, `${what} lower half-width`);
+      closeFromAbove(interval.upper - c.estimate, c.upper - c.estimate, `${what} upper half-width`);
+    }
+  });
+
+  test(`one-sample intervals match the reference (${reference.mixtureOneSample.length} cases)`, () => {
+    for (const c of reference.mixtureOneSample) {
+      const interval = rateInterval(c.counts, c.alphaLower, c.alphaUpper, c.scales);
+      const what = `${c.counts.events}/${c.counts.total} alphas ${c.alphaLower}/${c.alphaUpper}`;
+      close(interval.estimate, c.estimate, `${what} estimate`);
+      closeFromAbove(c.estimate - interval.lower, c.estimate - c.lower, `${what} lower half-width`);
+      closeFromAbove(interval.upper - c.estimate, c.upper - c.estimate, `${what} upper half-width`);
+    }
   });
 });
 
@@ -92,6 +150,13 @@ describe('samplesToResolve', () => {
       if (n > 1) assert.ok(width(n - 1) >= distance, `half-width at ${n - 1} is already ${width(n - 1)}`);
     });
   }
+  test(`sample sizes match the reference, solved there for the variance instead (${reference.samplesToResolve.length} cases, one scale and the mixture)`, () => {
+    for (const c of reference.samplesToResolve) {
+      const scales = c.scales.length === 1 ? c.scales[0]! : c.scales;
+      assert.equal(samplesToResolve(c.rate, c.distance, c.alpha, scales, c.twoSample), c.samples, `${c.distance} at ${c.rate}, alpha ${c.alpha}, scales ${c.scales.join(',')}`);
+    }
+  });
+
   test('no distance to resolve is never resolved', () => {
     assert.equal(samplesToResolve(0.01, 0, 0.05, 0.02, true), Number.POSITIVE_INFINITY);
     assert.equal(samplesToResolve(0.01, Number.NaN, 0.05, 0.02, true), Number.POSITIVE_INFINITY);
@@ -129,5 +194,11 @@ describe('the Monte-Carlo of continuous monitoring (run in Python, recorded in t
     const { bounds, scenarios } = reference.monteCarlo;
     assert.ok(scenarios.length >= 6);
     for (const s of scenarios) assert.ok(s.everFailed <= bounds.everFailedAtMargin, `${s.scenario}: ${s.everFailed}`);
+  });
+
+  test('with the mixture of scales too, on the same simulated requests', () => {
+    const { bounds, scenarios, mixtureScenarios } = reference.monteCarlo;
+    assert.equal(mixtureScenarios.length, scenarios.length);
+    for (const s of mixtureScenarios) assert.ok(s.everFailed <= bounds.everFailedAtMargin, `${s.scenario}: ${s.everFailed}`);
   });
 });

@@ -59,7 +59,7 @@ test('a group stop ends the grandchildren a process spawned, not just the proces
   const record = await shell('tree', `sleep 300 & echo $! > ${pidsFile}.tmp; sleep 300 & echo $! >> ${pidsFile}.tmp; mv ${pidsFile}.tmp ${pidsFile}; wait`);
   const grandchildren = await waitFor('the grandchildren to be recorded', async () => {
     const pids = existsSync(pidsFile) ? (await readFile(pidsFile, 'utf8')).trim().split('\n').map(Number) : [];
-    return pids.length === 2 && pids;
+    return pids.length === 2 ? pids : null;
   });
   assert.ok(grandchildren.every(alive) && isRunning(record));
 
