@@ -16,7 +16,7 @@ import {
   type Histogram,
   type MixingScales,
 } from '../../src/engine/statistics';
-import type { CheckSpec } from '../../src/spec/release-spec';
+import type { RatioCheckSpec } from '../../src/spec/release-spec';
 
 const SEED = 20261201;
 
@@ -45,7 +45,8 @@ function errorPositions(random: () => number, p: number, n: number): number[] {
   }
 }
 
-const judge: JudgeOptions = { confidence: 0.99, passConfidence: 0.95, minCanarySamples: 50, stableServes: true };
+// The judge's defaults (release-spec.ts).
+const judge: JudgeOptions = { confidence: 0.99, passConfidence: 0.95, minCanarySamples: 20, stableServes: true };
 // Sized to run in about 15 s: an undecided look costs the judge a samplesToResolve search (tens of boundary solves).
 const LOOKS = 40;
 const RELEASES_PER_SCENARIO = 150;
@@ -56,7 +57,7 @@ const SCENARIOS = 16;
  * did any look fail it? With `excess` equal to the check's margin the release sits exactly on the
  * null hypothesis, where the false-alarm bound is tight.
  */
-function everFails(check: CheckSpec, stableRate: number, excess: number, canaryShare: number, lookEvery: number, seed: number): boolean {
+function everFails(check: RatioCheckSpec, stableRate: number, excess: number, canaryShare: number, lookEvery: number, seed: number): boolean {
   const random = prng(seed);
   const requests = LOOKS * lookEvery;
   const canaryFinal = Math.round(canaryShare * requests);
@@ -71,7 +72,7 @@ function everFails(check: CheckSpec, stableRate: number, excess: number, canaryS
     while (s < stableErrors.length && stableErrors[s]! <= stableTotal) s++;
     // A look whose difference is within the margin cannot fail (the interval's lower end is below its
     // estimate, a property below), so only the others are put to the judge: twice the releases for the time.
-    if (canaryTotal > 0 && stableTotal > 0 && c / canaryTotal - s / stableTotal <= check.maxIncreaseOverStable!) continue;
+    if (canaryTotal > 0 && stableTotal > 0 && c / canaryTotal - s / stableTotal <= (check.maxIncreaseOverStable ?? 0)) continue;
     const evidence = { check: check.name, canary: { kind: 'counts' as const, events: c, total: canaryTotal }, stable: { kind: 'counts' as const, events: s, total: stableTotal } };
     if (judgeCheck(check, evidence, judge).outcome === 'fail') return true;
   }
@@ -80,7 +81,7 @@ function everFails(check: CheckSpec, stableRate: number, excess: number, canaryS
 
 /** Simulated releases over generated scenarios (stable's rate in [0, 0.2], the canary's share of traffic, the look interval). */
 function falseAlarms(margin: number): { releases: number; failed: number } {
-  const check: CheckSpec = { name: 'error-rate', kind: 'ratio', events: 'e', total: 't', maxIncreaseOverStable: margin };
+  const check: RatioCheckSpec = { name: 'error-rate', kind: 'ratio', events: 'e', total: 't', maxIncreaseOverStable: margin };
   let releases = 0;
   let failed = 0;
   fc.assert(
