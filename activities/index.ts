@@ -54,11 +54,20 @@ export function createActivities({ providers, outbound = new OutboundAllowlist()
     }
   }
 
+  function cancellation(): { signal?: AbortSignal } {
+    try {
+      return { signal: Context.current().cancellationSignal };
+    } catch {
+      return {}; // called outside an activity (a script, a test): nothing to cancel it
+    }
+  }
+
   // The registry refused these hosts already; this is the second fence, for specs that reached the
   // worker another way (an older release, a direct client). Refused means never dialled.
-  async function callOutbound(what: string, url: string, payload: unknown, timeoutMs: number): Promise<OutboundResult> {
+  async function callOutbound(what: string, url: string, payload: unknown, timeoutMs: number, headers: Record<string, string> = {}): Promise<OutboundResult> {
     try {
-      return await postJson(url, payload, { allowlist: outbound, timeoutMs });
+      // A cancelled activity (an abort, a worker shutting down) stops waiting for the hook at once.
+      return await postJson(url, payload, { allowlist: outbound, timeoutMs, headers, ...cancellation() });
     } catch (error) {
       if (error instanceof OutboundRefusedError) throw ApplicationFailure.nonRetryable(`${what} ${error.message}`, 'OutboundRefused');
       throw error;
@@ -177,7 +186,8 @@ export function createActivities({ providers, outbound = new OutboundAllowlist()
     /** POSTs the release context to a hook; a non-2xx answer fails the step. */
     async runHook(ref: ReleaseRef, hook: HookSpec, context: { releaseId: string; step: string; when: 'before' | 'after'; idempotencyKey: string }): Promise<void> {
       const payload = { ...context, hook: hook.name, service: ref.service, environment: ref.environment, version: ref.version };
-      const result = await callOutbound(`hook ${hook.name}`, hook.url, payload, hook.timeout);
+      // The same key on every attempt: a hook that is idempotent by key runs its work once.
+      const result = await callOutbound(`hook ${hook.name}`, hook.url, payload, hook.timeout, { 'idempotency-key': context.idempotencyKey });
       if (result.outcome !== 'ok') throw outboundFailure(`hook ${hook.name} ${result.reason}`, result);
     },
   };

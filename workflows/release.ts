@@ -21,12 +21,12 @@ import { explainRun, judgeEvidence, judgeSyntheticLoad, type AnalysisRun } from 
 import { afterLook, afterResume, afterRoutesReapplied, afterWait, nextBakeAction, planBake, startBake, type BakeState } from '../src/engine/bake';
 import { compensationOrder, describeUndo, EMPTY_SAGA, pointOfNoReturn, register, type SagaState, type Undo } from '../src/engine/saga';
 import type { RampartSinks, ReleaseEvent, ReleaseMemo, RollbackReason } from '../src/engine/events';
+import { INITIAL_LIFECYCLE, observableState, reduce, type Lifecycle, type LifecycleInput } from '../src/engine/lifecycle';
 import {
   isTerminal,
   rejectCommand,
   type CommandName,
   type Outcome,
-  type PauseCause,
   type ReleaseCommand,
   type ReleaseState,
   type ReleaseStatus,
@@ -85,7 +85,6 @@ const undo = proxyActivities<ReleaseActivities>({
 /** Redeploying the old stable instance takes as long as a deploy; still retried without end. */
 const undoDeployment = proxyActivities<ReleaseActivities>({
   startToCloseTimeout: '5 minutes',
-  heartbeatTimeout: '30 seconds',
   retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '10s' },
 });
 
@@ -153,23 +152,25 @@ export async function releaseWorkflow({ releaseId, spec, carried }: ReleaseWorkf
   };
   status.generation = carried ? carried.generation : 0;
 
-  // Lifecycle flags; the state the world sees is derived from them, so they never disagree.
-  let lifecycle: 'running' | 'rolling-back' | Outcome = 'running';
-  let awaitingApproval = false;
-  let approved = false;
-  /** The step a person asked to promote past: a promote binds to the step it was sent in, never the next one. */
-  let promoteRequested: number | null = null;
-  let stopRequest: { outcome: 'aborted' | 'superseded'; actor: string; reason: string; source: 'operator' | 'alert' | 'lane' } | null = null;
+  // The lifecycle, a pure reducer's state (src/engine/lifecycle.ts); the state the world sees is derived from it.
+  let life: Lifecycle = { ...INITIAL_LIFECYCLE, pause: status.pause };
   /** Workflow time at which the release decided to roll back: the start of time-to-safe. */
   let rollbackDecidedAt: number | null = null;
   let saga: SagaState = carried?.saga ?? EMPTY_SAGA;
   let phaseStartedAt: number | null = carried?.phaseStartedAt ?? null;
 
   function state(): ReleaseState {
-    if (lifecycle !== 'running') return lifecycle;
-    if (status.pause) return 'paused';
-    if (awaitingApproval) return 'awaiting-approval';
-    return 'running';
+    return observableState(life);
+  }
+
+  /** Feeds the reducer and records what it says happened. */
+  function feed(input: LifecycleInput): void {
+    const { life: next, transition } = reduce(life, input);
+    life = next;
+    status.pause = life.pause;
+    if (!transition) return;
+    if (transition.paused) emit({ type: 'paused', ...where, cause: transition.paused.cause, reason: transition.paused.reason });
+    record(transition.event, { ...(transition.actor ? { actor: transition.actor } : {}), ...(transition.reason ? { reason: transition.reason } : {}) });
   }
 
   function snapshot(): ReleaseStatus {
@@ -195,39 +196,8 @@ export async function releaseWorkflow({ releaseId, spec, carried }: ReleaseWorkf
     if (status.history.length > MAX_HISTORY) status.history.splice(0, status.history.length - MAX_HISTORY);
   }
 
-  function pause(cause: PauseCause, actor: string, reason: string): void {
-    status.pause = { cause, actor, reason, at: new Date().toISOString() };
-    emit({ type: 'paused', ...where, cause, reason });
-    record('paused', { actor, reason });
-  }
-
-  function apply(command: CommandName, { actor, reason, source }: ReleaseCommand): void {
-    switch (command) {
-      case 'pause':
-        pause(source === 'alert' ? 'alert' : 'operator', actor, reason);
-        return;
-      case 'resume':
-        status.pause = null;
-        record('resumed', { actor, reason });
-        return;
-      case 'promote':
-        // A person's promote also lifts a pause: they looked and decided.
-        status.pause = null;
-        promoteRequested = status.step?.index ?? null;
-        record('promote-requested', { actor, reason });
-        return;
-      case 'approve':
-        approved = true;
-        awaitingApproval = false;
-        record('approved', { actor, reason });
-        return;
-      case 'abort':
-        stopRequest = { outcome: 'aborted', actor, reason, source: source ?? 'operator' };
-        // Set at once, so a resume or promote that races the abort is refused: abort always wins.
-        lifecycle = 'rolling-back';
-        record('abort-requested', { actor, reason });
-        return;
-    }
+  function apply(name: CommandName, command: ReleaseCommand): void {
+    feed({ kind: 'command', name, command, stepIndex: status.step?.index ?? null, at: new Date().toISOString() });
   }
 
   const commands: Array<[CommandName, typeof pauseSignal, typeof pauseUpdate]> = [
@@ -261,20 +231,18 @@ export async function releaseWorkflow({ releaseId, spec, carried }: ReleaseWorkf
     );
   }
   setHandler(supersedeSignal, ({ byVersion, byRelease }) => {
-    if (lifecycle !== 'running' || saga.pastPointOfNoReturn) return;
-    stopRequest = { outcome: 'superseded', actor: 'rampart', reason: `superseded by ${byVersion} (${byRelease})`, source: 'lane' };
-    lifecycle = 'rolling-back';
-    record('superseded', { actor: 'rampart', reason: stopRequest.reason });
+    if (saga.pastPointOfNoReturn) return;
+    feed({ kind: 'supersede', byVersion, byRelease });
   });
   setHandler(statusQuery, snapshot);
 
   function checkStop(): void {
-    if (stopRequest) throw new StopRelease(stopRequest.reason);
+    if (life.stop) throw new StopRelease(life.stop.reason);
   }
 
   /** Holds here while paused; a pause never lets traffic move or a bake advance. */
   async function holdWhilePaused(): Promise<void> {
-    if (status.pause) await condition(() => status.pause === null || stopRequest !== null);
+    if (life.pause) await condition(() => life.pause === null || life.stop !== null);
     checkStop();
   }
 
@@ -336,7 +304,7 @@ export async function releaseWorkflow({ releaseId, spec, carried }: ReleaseWorkf
   /** Long bakes continue as new between looks, when nothing is mid-flight: no handler running, no stop pending. */
   function shouldContinueAsNew(): boolean {
     const info = workflowInfo();
-    return stopRequest === null && (info.continueAsNewSuggested || info.historyLength > CONTINUE_AS_NEW_AFTER_EVENTS) && allHandlersFinished();
+    return life.stop === null && (info.continueAsNewSuggested || info.historyLength > CONTINUE_AS_NEW_AFTER_EVENTS) && allHandlersFinished();
   }
 
   async function continueInNewRun(index: number, bakeState: BakeState, trafficMovedAt: number, bakedMs: number): Promise<never> {
@@ -358,13 +326,13 @@ export async function releaseWorkflow({ releaseId, spec, carried }: ReleaseWorkf
     let bakedMs = resumed?.bakedMs ?? 0;
     status.activity = 'baking';
     for (;;) {
-      if (status.pause) {
+      if (life.pause) {
         await holdWhilePaused();
         bakeState = afterResume(plan, bakeState);
       }
       checkStop();
-      if (promoteRequested === index) {
-        promoteRequested = null;
+      if (life.promoteStep === index) {
+        life = { ...life, promoteStep: null };
         record('bake-skipped');
         return;
       }
@@ -376,7 +344,7 @@ export async function releaseWorkflow({ releaseId, spec, carried }: ReleaseWorkf
         case 'rollback':
           throw new RollbackRelease(action.reason, 'analysis');
         case 'pause':
-          pause('inconclusive', 'rampart', action.reason);
+          feed({ kind: 'engine-pause', reason: action.reason, at: new Date().toISOString() });
           continue;
         case 'look': {
           // Routes just moved were verified then; later in a bake, check the router still applies them.
@@ -397,7 +365,7 @@ export async function releaseWorkflow({ releaseId, spec, carried }: ReleaseWorkf
         case 'wait': {
           if (shouldContinueAsNew()) await continueInNewRun(index, bakeState, trafficMovedAt, bakedMs);
           const before = Date.now();
-          await condition(() => stopRequest !== null || status.pause !== null || promoteRequested === index, Math.max(1, action.ms));
+          await condition(() => life.stop !== null || life.pause !== null || life.promoteStep === index, Math.max(1, action.ms));
           bakedMs += Date.now() - before;
           bakeState = afterWait(bakeState, bakedMs);
           continue;
@@ -416,7 +384,7 @@ export async function releaseWorkflow({ releaseId, spec, carried }: ReleaseWorkf
     status.activity = 'load-testing';
     const scope = new CancellationScope();
     const watcher = new CancellationScope();
-    void watcher.run(() => condition(() => stopRequest !== null).then(() => scope.cancel())).catch(() => undefined);
+    void watcher.run(() => condition(() => life.stop !== null).then(() => scope.cancel())).catch(() => undefined);
     try {
       const result = await scope.run(() => loadTest.runLoadTest(ref, load, status.stableVersion));
       const { confidence, passConfidence, minCanarySamples } = spec.analysis;
@@ -437,7 +405,7 @@ export async function releaseWorkflow({ releaseId, spec, carried }: ReleaseWorkf
       // every step needs its own pass. Pausing here would stop every change the load was too small to
       // resolve (the judgment benchmark measured it), not just the dangerous ones.
     } catch (error) {
-      if (isCancellation(error) && stopRequest) throw new StopRelease(stopRequest.reason);
+      if (isCancellation(error) && life.stop) throw new StopRelease(life.stop.reason);
       throw error;
     } finally {
       watcher.cancel();
@@ -475,7 +443,7 @@ export async function releaseWorkflow({ releaseId, spec, carried }: ReleaseWorkf
       emit({ type: 'routes', ...where, canaryWeight: 0 });
       await undo.stopCanary(ref);
     });
-    lifecycle = 'promoted';
+    feed({ kind: 'finished', outcome: 'promoted' });
   }
 
   /** A drill's fault must be caught by the canary phase; one that gets past it is stopped there, and the drill fails. */
@@ -497,16 +465,14 @@ export async function releaseWorkflow({ releaseId, spec, carried }: ReleaseWorkf
     }
     status.step = { index, name: step.name };
     status.phase = step.phase;
-    promoteRequested = null;
+    life = { ...life, promoteStep: null };
     record('step-started');
 
     if (step.approval) {
-      awaitingApproval = true;
-      approved = false;
       status.activity = 'awaiting-approval';
-      record('awaiting-approval');
-      await condition(() => approved || stopRequest !== null);
-      awaitingApproval = false;
+      feed({ kind: 'gate' });
+      await condition(() => life.approved || life.stop !== null);
+      feed({ kind: 'gate-passed' });
       checkStop();
     }
     await holdWhilePaused();
@@ -532,7 +498,7 @@ export async function releaseWorkflow({ releaseId, spec, carried }: ReleaseWorkf
   }
 
   async function compensate(): Promise<string[]> {
-    lifecycle = 'rolling-back';
+    feed({ kind: 'rolling-back' });
     status.activity = 'rolling-back';
     record('rollback-started');
     const failures: string[] = [];
@@ -550,7 +516,7 @@ export async function releaseWorkflow({ releaseId, spec, carried }: ReleaseWorkf
   }
 
   async function finish(outcome: Outcome, reason: string, actor?: string): Promise<ReleaseStatus> {
-    lifecycle = outcome;
+    feed({ kind: 'finished', outcome });
     status.activity = 'finished';
     status.outcome = { result: outcome, reason, ...(actor ? { actor } : {}), at: new Date().toISOString() };
     status.finishedAt = status.outcome.at;
@@ -616,9 +582,10 @@ export async function releaseWorkflow({ releaseId, spec, carried }: ReleaseWorkf
   }
 
   function classify(error: unknown): [Outcome, string, string | undefined, RollbackReason] {
-    if (stopRequest) {
-      const category = stopRequest.outcome === 'superseded' ? 'superseded' : stopRequest.source === 'alert' ? 'alert' : 'aborted';
-      return [stopRequest.outcome, stopRequest.reason, stopRequest.actor, category];
+    const stop = life.stop;
+    if (stop) {
+      const category = stop.outcome === 'superseded' ? 'superseded' : stop.source === 'alert' ? 'alert' : 'aborted';
+      return [stop.outcome, stop.reason, stop.actor, category];
     }
     if (isCancellation(error)) return ['cancelled', 'the release workflow was cancelled', undefined, 'cancelled'];
     if (error instanceof RollbackRelease) return ['rolled-back', error.message, undefined, error.reason];

@@ -93,18 +93,23 @@ export interface OutboundOptions {
   timeoutMs: number;
   /** Bytes of the answer read (and discarded) before the connection is dropped; default 4 KiB. */
   maxAnswerBytes?: number;
+  /** Extra request headers (a hook's Idempotency-Key). */
+  headers?: Record<string, string>;
+  /** Aborts the call, e.g. when the activity making it is cancelled. */
+  signal?: AbortSignal;
 }
 
 /** POSTs JSON to an allowed host; throws OutboundRefusedError without dialling when the host is not allowed. */
 export async function postJson(url: string, payload: unknown, options: OutboundOptions): Promise<OutboundResult> {
   const refusal = options.allowlist.refusal(url);
   if (refusal) throw new OutboundRefusedError(url, refusal);
-  const signal = AbortSignal.timeout(options.timeoutMs);
+  const timeout = AbortSignal.timeout(options.timeoutMs);
+  const signal = options.signal ? AbortSignal.any([timeout, options.signal]) : timeout;
   let response: Response;
   try {
     response = await fetch(url, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { ...options.headers, 'content-type': 'application/json' },
       body: JSON.stringify(payload),
       // A redirect could lead anywhere, including past the allowlist.
       redirect: 'manual',
@@ -112,6 +117,7 @@ export async function postJson(url: string, payload: unknown, options: OutboundO
     });
     await discardAnswer(response, options.maxAnswerBytes ?? 4_096);
   } catch (error) {
+    if (options.signal?.aborted) throw options.signal.reason ?? error;
     if (signal.aborted) return { outcome: 'timeout', status: null, reason: `no answer within ${options.timeoutMs} ms` };
     const code = (error as { cause?: { code?: unknown } }).cause?.code;
     return { outcome: 'unreachable', status: null, reason: `could not be reached${typeof code === 'string' ? ` (${code})` : ''}` };

@@ -4,6 +4,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { Client } from '@temporalio/client';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { OutboundAllowlist } from '../../src/providers/outbound';
 import { CommandRejectedError } from '../../src/temporal/releases';
 import { fastSpec } from '../helpers/specs';
 import { sha, startRig, uniqueService, waitFor, type TestRig } from '../helpers/temporal';
@@ -28,7 +31,8 @@ async function activitiesOf(client: Client, workflowId: string, runId?: string) 
 describe('release lifecycle on a real dev server (continue-as-new suggested after 100 events)', () => {
   let rig: TestRig;
   before(async () => {
-    rig = await startRig({}, { dynamicConfig: { 'limit.historyCount.suggestContinueAsNew': 100 } });
+    // Hooks may call this machine only (the tests' own listeners).
+    rig = await startRig({ outbound: new OutboundAllowlist(['127.0.0.1']) }, { dynamicConfig: { 'limit.historyCount.suggestContinueAsNew': 100 } });
   });
   after(async () => {
     await rig?.close();
@@ -158,5 +162,33 @@ describe('release lifecycle on a real dev server (continue-as-new suggested afte
     const timeout = calls[0]!.input.startToCloseTimeout;
     assert.equal(Number(timeout?.seconds ?? 0), 185, 'the hook timeout (3m) plus 5 s');
     assert.equal(calls[0]!.input.retryPolicy?.maximumAttempts, 1, 'retries 0: one attempt');
+  });
+
+  test('a slow hook is called once, with the same idempotency key on every attempt, and the release goes on', async () => {
+    const calls: Array<{ key: string | undefined; body: string }> = [];
+    const server = http.createServer((req, res) => {
+      let body = '';
+      req.on('data', (chunk: Buffer) => (body += chunk.toString()));
+      req.on('end', () => {
+        calls.push({ key: req.headers['idempotency-key'] as string | undefined, body });
+        // Slower than a short activity attempt would allow, well inside the hook's own 3 minutes.
+        setTimeout(() => res.end('migrated'), 1_500);
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (server.address() as AddressInfo).port;
+      const service = uniqueService('hook-key');
+      const hooks = { 'ramp-10': { before: [{ name: 'migrate', url: `http://127.0.0.1:${port}/migrate`, timeout: '3m', retries: 2 }] } };
+      const { releaseId } = await rig.releases.submit(fastSpec(service, sha('hook-key'), { hooks }));
+      const result = await rig.releases.result(releaseId);
+      assert.equal(result.outcome?.result, 'promoted', result.outcome?.reason);
+      assert.equal(calls.length, 1, 'called once');
+      assert.equal(calls[0]!.key, `${releaseId}/ramp-10/before/migrate`);
+      assert.equal(JSON.parse(calls[0]!.body).idempotencyKey, calls[0]!.key, 'the key is in the body too');
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 });
