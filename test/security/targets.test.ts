@@ -2,7 +2,7 @@
 // touch comes only from registered specs, deployed processes inherit none of Rampart's secrets, and
 // hooks reach only allowed hosts, without following redirects. Real HTTP, a real dev server and worker.
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -50,8 +50,11 @@ async function listener(answer: (response: import('node:http').ServerResponse) =
   };
 }
 
+const tempDirs: string[] = [];
 function tempDir(prefix: string): string {
-  return mkdtempSync(join(tmpdir(), `rampart-${prefix}-`));
+  const dir = mkdtempSync(join(tmpdir(), `rampart-${prefix}-`));
+  tempDirs.push(dir);
+  return dir;
 }
 
 function writeSpecs(files: Record<string, string>): string {
@@ -119,6 +122,7 @@ after(async () => {
   await api?.close();
   await rig?.close();
   for (const l of [allowed, redirectTarget, redirecting, outside]) await l?.close();
+  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
 });
 
 async function neverSubmitted(service: string, version: string): Promise<void> {

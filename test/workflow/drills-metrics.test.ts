@@ -5,6 +5,7 @@ import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { DeploymentMetrics } from '../../src/observability/deployment-metrics';
 import { createLogger } from '../../src/observability/logger';
+import { OutboundAllowlist } from '../../src/providers/outbound';
 import { DrillClient } from '../../src/temporal/drills';
 import { validateReleaseSpec } from '../../src/spec/parse';
 import { fastSpec } from '../helpers/specs';
@@ -38,7 +39,8 @@ describe('drills, deployment metrics and DORA on a real Temporal dev server', ()
   const metrics = new DeploymentMetrics();
 
   before(async () => {
-    rig = await startRig({ metrics, logger: createLogger({ level: 'info', destination: logSink }) });
+    // The notification test's listener is on loopback: the worker may call only hosts it is told to.
+    rig = await startRig({ metrics, logger: createLogger({ level: 'info', destination: logSink }), outbound: new OutboundAllowlist(['127.0.0.1']) });
     drills = new DrillClient(rig.client);
   });
   after(async () => {
