@@ -6,14 +6,22 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { sha, uniqueService } from '../helpers/temporal';
-import { call, heldSpec, releaseUrl, startApiRig, TOKENS, type ApiRig } from '../api/helpers';
+import { buildApp } from '../../src/api/app';
+import { listen } from '../../src/api/server';
+import { DrillClient } from '../../src/temporal/drills';
+import { sha, startRig, uniqueService, type TestRig } from '../helpers/temporal';
+import { call, heldSpec, releaseUrl, TEST_SETTINGS, TOKENS } from '../api/helpers';
+
+// The functions given to page.evaluate run in the browser; these are the few of its globals they use.
+declare const sessionStorage: { getItem(key: string): string | null };
+declare const document: { documentElement: { scrollWidth: number; clientWidth: number } };
 
 const CHROMIUM = '/usr/bin/chromium';
 const IMAGES = join(__dirname, '..', '..', 'docs', 'images');
 const skip = existsSync(CHROMIUM) ? false : `no ${CHROMIUM}: install Debian's chromium package (apt-get install chromium) to run the dashboard tests`;
 
-let api: ApiRig;
+let rig: TestRig;
+let api: { url: string; close(): Promise<void> };
 let browser: Browser;
 
 /** Polls a condition until it holds or the deadline passes. */
@@ -33,9 +41,10 @@ async function status(releaseId: string): Promise<Record<string, unknown> & { st
   return answer.body;
 }
 
+/** A release on the simulated target with traffic enough for the analysis to decide, baking its canary step for `bake`. */
 async function start(prefix: string, bake = '120s'): Promise<string> {
   const service = uniqueService(prefix);
-  const spec = heldSpec(service, sha(service));
+  const spec = heldSpec(service, sha(service), { target: { type: 'simulated', trafficPerSecond: 2_000 } });
   (spec.strategy as { steps: { bake?: string }[] }).steps[0]!.bake = bake;
   const answer = await call<{ releaseId: string }>(api.url, 'POST', '/v1/releases', { token: TOKENS.operator.token, body: spec });
   assert.equal(answer.status, 201, JSON.stringify(answer.body));
@@ -55,13 +64,24 @@ async function signIn(token: string): Promise<Page> {
 
 describe('the release dashboard', { skip }, () => {
   before(async () => {
-    api = await startApiRig();
+    rig = await startRig();
+    // The drill routes need a drill client, which startApiRig's app goes without.
+    const app = await buildApp({
+      releases: rig.releases,
+      drills: new DrillClient(rig.client),
+      ping: async () => {
+        await rig.client.workflowService.getSystemInfo({});
+      },
+      settings: TEST_SETTINGS,
+    });
+    api = await listen(app, { host: '127.0.0.1', port: 0, graceMs: 5_000 });
     browser = await chromium.launch({ executablePath: CHROMIUM });
     mkdirSync(IMAGES, { recursive: true });
   });
   after(async () => {
     await browser?.close();
     await api?.close();
+    await rig?.close();
   });
 
   test('without a token only the sign-in page loads, and its policy allows nothing but this origin', async () => {
@@ -171,15 +191,39 @@ describe('the release dashboard', { skip }, () => {
     await page.context().close();
   });
 
-  test('the services and DORA pages show their tables and charts', async () => {
-    const page = await signIn(TOKENS.viewer.token);
+  test('the services and DORA pages show their tables and charts, and an operator steers a drill schedule', async () => {
+    // A deployment and a drill, so the keys and the drill chart have something to show.
+    const promoted = await start('ui-dora', '1s');
+    const drilled = uniqueService('ui-drill');
+    const drill = await call(api.url, 'POST', '/v1/drills', {
+      token: TOKENS.operator.token,
+      body: {
+        service: drilled,
+        spec: { target: { type: 'simulated' }, strategy: { steps: [{ name: 'canary', phase: 'canary', weight: 5, bake: '2s' }, { name: 'full', phase: 'full', weight: 100 }] }, analysis: { interval: '200ms' } },
+        fault: { errorRate: 0.5 },
+        every: '1h',
+      },
+    });
+    assert.equal(drill.status, 201, JSON.stringify(drill.body));
+    assert.equal((await call(api.url, 'POST', `/v1/drills/${drilled}/production/trigger`, { token: TOKENS.operator.token })).status, 202);
+    await eventually('the release promoted', async () => (await status(promoted)).state === 'promoted', 60_000);
+
+    const page = await signIn(TOKENS.operator.token);
     await page.getByRole('link', { name: 'Services' }).click();
-    await page.getByTestId('services').getByRole('rowheader').first().waitFor();
+    await page.getByTestId('services').getByRole('rowheader', { name: promoted.split('/')[1] }).waitFor();
     await page.getByTestId('services-chart').locator('canvas').waitFor();
+
     await page.getByRole('link', { name: 'Drills and DORA' }).click();
-    await page.getByTestId('dora').getByText(/\/ day/).first().waitFor({ timeout: 30_000 });
+    await page.getByTestId('dora').getByRole('rowheader', { name: `${promoted.split('/')[1]}/production` }).waitFor({ timeout: 30_000 });
     await page.getByTestId('dora-chart').locator('canvas').waitFor();
+    const schedule = page.getByTestId('drill-schedules').getByRole('row').filter({ hasText: drilled });
+    page.once('dialog', (dialog) => void dialog.accept('release freeze'));
+    await schedule.getByRole('button', { name: 'pause' }).click();
+    await schedule.getByText(`paused by ${TOKENS.operator.name}: release freeze`).waitFor();
+    await page.getByTestId('drill-chart').locator('canvas').waitFor({ timeout: 60_000 });
     await page.screenshot({ path: join(IMAGES, 'dashboard-dora.png'), fullPage: true });
+    await call(api.url, 'DELETE', `/v1/drills/${drilled}/production`, { token: TOKENS.admin.token });
+
     // A narrow window: the page reflows rather than scrolling sideways.
     await page.setViewportSize({ width: 380, height: 800 });
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);

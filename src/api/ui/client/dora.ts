@@ -74,6 +74,8 @@ const TREND_OPTIONS: Omit<uPlot.Options, 'width' | 'height'> = {
 };
 
 const DRILL_OPTIONS: Omit<uPlot.Options, 'width' | 'height'> = {
+  // One drill alone would otherwise stretch the time axis over years.
+  scales: { x: { range: (_u, min, max) => (max - min < 3_600 ? [min - 1_800, max + 1_800] : [min, max]) }, y: { range: (_u, _min, max) => [0, max * 1.1] } },
   axes: [{}, { label: 'seconds' }],
   series: [{}, { label: 'time to safe', stroke: '#2563eb', width: 2, points: { show: true, size: 7 } }, { label: 'SLO', stroke: '#b91c1c', dash: [6, 4], width: 1.5 }],
 };
@@ -99,7 +101,7 @@ function DrillSchedules({ caller }: { caller: Caller }) {
     }
   };
   const unavailable = polled.error && !polled.data;
-  return html`<section class="panel" aria-labelledby="schedules-title">
+  return html`<section class="panel" aria-labelledby="schedules-title" data-testid="drill-schedules">
     <h2 id="schedules-title">Drill schedules</h2>
     ${unavailable && html`<p role="status" class="muted">${polled.error}</p>`}
     ${message && html`<p role=${message.error ? 'alert' : 'status'} class=${message.error ? 'tone-bad' : 'tone-good'}>${message.text}</p>`}
