@@ -4,7 +4,7 @@ import { html } from 'htm/preact';
 import { useState } from 'preact/hooks';
 import uPlot from 'uplot';
 import { api, roleAtLeast, type Caller } from './api';
-import { Chart, epochSeconds } from './chart';
+import { Chart } from './chart';
 import { duration, percent, seconds, tone, when } from './format';
 import { usePoll } from './poll';
 
@@ -74,9 +74,9 @@ const TREND_OPTIONS: Omit<uPlot.Options, 'width' | 'height'> = {
 };
 
 const DRILL_OPTIONS: Omit<uPlot.Options, 'width' | 'height'> = {
-  // One drill alone would otherwise stretch the time axis over years.
-  scales: { x: { range: (_u, min, max) => (max - min < 3_600 ? [min - 1_800, max + 1_800] : [min, max]) }, y: { range: (_u, _min, max) => [0, max * 1.1] } },
-  axes: [{}, { label: 'seconds' }],
+  // The drills in order rather than on a time axis: a few drills hours apart would be dots at its edges.
+  scales: { x: { time: false, range: (_u, min, max) => [min - 0.5, max + 0.5] }, y: { range: (_u, _min, max) => [0, max * 1.1] } },
+  axes: [{ label: 'drill, oldest first', values: (_u, ticks) => ticks.map((t) => (Number.isInteger(t) ? String(t) : '')) }, { label: 'seconds' }],
   series: [{}, { label: 'time to safe', stroke: '#2563eb', width: 2, points: { show: true, size: 7 } }, { label: 'SLO', stroke: '#b91c1c', dash: [6, 4], width: 1.5 }],
 };
 
@@ -141,7 +141,7 @@ function DrillResults() {
   if (polled.error && !polled.data) return null;
   const results = [...(polled.data?.results ?? [])].reverse();
   const timed = results.filter((r) => r.timeToSafeMs !== null);
-  const data: uPlot.AlignedData = [timed.map((r) => epochSeconds(r.finishedAt)), timed.map((r) => r.timeToSafeMs! / 1_000), timed.map((r) => r.sloMs / 1_000)];
+  const data: uPlot.AlignedData = [timed.map((_, i) => i + 1), timed.map((r) => r.timeToSafeMs! / 1_000), timed.map((r) => r.sloMs / 1_000)];
   return html`<section class="panel" aria-labelledby="results-title">
     <h2 id="results-title">Drill results</h2>
     ${timed.length > 0 && html`<${Chart} label="time to safe of each drill against its SLO" options=${DRILL_OPTIONS} data=${data} testId="drill-chart" />`}
