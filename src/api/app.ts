@@ -31,6 +31,7 @@ import { webhookRoutes } from './routes/webhooks';
 import type { TrustedProxies } from '../config';
 import { DEFAULT_API_SETTINGS, type ApiSettings } from './settings';
 import { SpecRegistry } from './spec-registry';
+import { dashboardRoutes } from './ui/plugin';
 
 export interface ApiDependencies {
   releases: ReleaseOperations;
@@ -270,6 +271,7 @@ export async function buildApp(deps: ApiDependencies): Promise<FastifyInstance> 
   await app.register(alertRoutes, { ctx });
   await app.register(drillRoutes, { ctx });
   await app.register(doraRoutes, { ctx });
+  await app.register(dashboardRoutes);
   return app;
 }
 

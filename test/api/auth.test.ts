@@ -11,8 +11,8 @@ let api: ApiRig;
 let routes: RouteAccess[];
 let releaseId: string;
 
-/** Public on purpose: probes, and the documentation of the API (which holds no data). */
-const PUBLIC = ['/healthz', '/readyz', '/openapi.json', '/docs'];
+/** Public on purpose: probes, the documentation of the API and the dashboard's page and code (which hold no data). */
+const PUBLIC = ['/healthz', '/readyz', '/openapi.json', '/docs', '/ui'];
 
 /**
  * The routes only an admin may call, written out: the route table cannot be trusted to say which
