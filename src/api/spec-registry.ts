@@ -133,6 +133,12 @@ export class SpecRegistry {
       const detail = `${request.service} has specs for ${found.ambiguous.join(', ')}: say which in environment`;
       throw new ProblemError(422, 'ambiguous-environment', detail, [{ field: 'body.environment', message: detail }]);
     }
+    // A registered service's name is not free for an inline spec in another environment.
+    const elsewhere = found === null ? this.entries.filter((e) => e.service === request.service).map((e) => e.environment) : [];
+    if (elsewhere.length) {
+      const detail = `${request.service} is registered for ${elsewhere.join(', ')} only: add a spec for ${request.environment ?? 'production'} to RAMPART_SPECS_DIR`;
+      throw new ProblemError(422, 'no-spec', detail, [{ field: 'body.environment', message: detail }]);
+    }
     return releaseSpecFromRequest(request, { registered: found, outboundRefusal: (url) => this.outbound.refusal(url), requestedBy });
   }
 

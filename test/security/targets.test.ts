@@ -223,6 +223,11 @@ describe('targets live on the server', () => {
     }
     await assert.rejects(rig.releases.status(releaseWorkflowId(REGISTERED, 'production', version)), ReleaseNotFoundError);
 
+    // A registered name is not free for an inline spec in another environment.
+    const elsewhere = assertProblem(await release({ environment: 'staging', target: { type: 'simulated' } }), 422);
+    assert.deepEqual(elsewhere.errors?.map((e) => e.field), ['body.environment']);
+    assert.match(elsewhere.detail, /registered for production only/);
+
     // An inline (simulated) spec may not send hooks or notifications outside the allowlist.
     const service = uniqueService('inline');
     const hook = { name: 'smoke', url: `${outside.url}/hook` };
