@@ -13,9 +13,11 @@ export function createDrillActivities({ releases }: { releases: ReleaseClient })
 
     /** Waits for the release to finish, heartbeating so a lost worker is noticed within the heartbeat timeout. */
     async awaitRelease(releaseId: string): Promise<ReleaseStatus> {
-      const beat = setInterval(() => Context.current().heartbeat(), 5_000);
+      const context = Context.current();
+      const beat = setInterval(() => context.heartbeat(), 5_000);
       try {
-        return await releases.result(releaseId);
+        // Heartbeats deliver a cancellation (the drill was cancelled, the worker shuts down): it aborts the wait itself.
+        return await releases.result(releaseId, context.cancellationSignal);
       } finally {
         clearInterval(beat);
       }

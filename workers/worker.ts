@@ -80,6 +80,8 @@ export async function createReleaseWorker(options: ReleaseWorkerOptions): Promis
     // On shutdown, running activities get this long to finish (an undo, a traffic move) before they
     // are cancelled; the load test observes the cancellation and stops its load at once.
     shutdownGraceTime: '10 seconds',
+    // An activity that ignores its cancellation must not hold the worker's shutdown forever.
+    shutdownForceTime: '30 seconds',
     ...options.overrides,
   });
   let running: Promise<void> | undefined;

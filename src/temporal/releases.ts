@@ -174,8 +174,10 @@ export class ReleaseClient {
     }
   }
 
-  async result(releaseId: string): Promise<ReleaseStatus> {
-    return this.client.workflow.getHandle(releaseId).result();
+  /** Waits for the release to finish; an abort of `signal` cancels the server call itself, so nothing is left polling. */
+  async result(releaseId: string, signal?: AbortSignal): Promise<ReleaseStatus> {
+    const wait = () => this.client.workflow.getHandle(releaseId).result();
+    return signal ? this.client.withAbortSignal(signal, wait) : wait();
   }
 
   async lane(service: string, environment: string): Promise<LaneStatus | null> {
