@@ -372,7 +372,8 @@ export async function releaseLaneWorkflow(input: LaneInput): Promise<void> {
         return { releaseId: answer.releaseId, disposition: answer.disposition, ...(answer.supersedes ? { supersedes: answer.supersedes } : {}) };
       }
     }
-    const known = [lane.current, lane.pending, ...recent].find((r) => r?.version === spec.version);
+    // Newest first: a version released and later returned to by a rollback answers with the rollback.
+    const known = [lane.current, lane.pending, ...[...recent].reverse()].find((r) => r?.version === spec.version);
     if (known) return { releaseId: known.releaseId, disposition: 'duplicate' };
     const releaseId = releaseWorkflowId(service, environment, spec.version);
     const stale = staleness(spec);
