@@ -1,6 +1,10 @@
 // The rollback command over real HTTP against a real worker and Temporal dev server.
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { promisify } from 'node:util';
+import { EXIT } from '../../src/cli/client';
 import type { ReleaseStatus } from '../../src/engine/release-state';
 import { sha, uniqueService, waitFor } from '../helpers/temporal';
 import { assertProblem, call, releaseUrl, startApiRig, TOKENS, type ApiRig } from './helpers';
@@ -87,4 +91,39 @@ describe('POST /v1/services/:service/:environment/rollback', () => {
     assertProblem(await call(api.url, 'POST', rollbackPath(service), { token: TOKENS.viewer.token, body: { reason: 'x' } }), 403);
     assert.equal(await api.rig.releases.lane(service, 'production'), null, 'no lane was started');
   });
+});
+
+const CLI = resolve(__dirname, '../../src/cli/main.ts');
+
+/** The CLI as an operator runs it: a separate process over HTTP. */
+async function rampart(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await promisify(execFile)(process.execPath, ['--import', 'tsx', CLI, ...args], {
+      env: { ...process.env, RAMPART_API_URL: api.url, RAMPART_TOKEN: operator },
+      timeout: 60_000,
+    });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const failed = error as { code?: number; stdout?: string; stderr?: string };
+    return { code: typeof failed.code === 'number' ? failed.code : -1, stdout: failed.stdout ?? '', stderr: failed.stderr ?? '' };
+  }
+}
+
+test('rampart rollback: refused with the allowed list (exit 3), then rolls back; the rollback is followed by its id', async () => {
+  const service = uniqueService('cli-rb');
+  const [v1, v2] = [sha(`${service}-1`), sha(`${service}-2`)];
+  await promoted(service, v1, v2);
+
+  const refused = await rampart(['rollback', service, '--to', sha('never'), '--reason', 'try']);
+  assert.equal(refused.code, EXIT.rejected, refused.stderr);
+  assert.match(refused.stderr, new RegExp(`a rollback may return to: ${v1}`));
+
+  const done = await rampart(['rollback', service, '--env', 'production', '--reason', 'v2 is bad']);
+  assert.equal(done.code, 0, done.stderr);
+  const match = new RegExp(`^(rollback/${service}/production/${v1}/[0-9a-f]{8}) started: ${v2} -> ${v1}$`, 'm').exec(done.stdout);
+  assert.ok(match, done.stdout);
+  await api.rig.releases.result(match[1]!);
+  const status = await rampart(['status', match[1]!, '--json']);
+  assert.equal(status.code, 0, status.stderr);
+  assert.equal((JSON.parse(status.stdout) as ReleaseStatus).outcome?.result, 'rolled-back-to');
 });
