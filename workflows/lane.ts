@@ -331,7 +331,7 @@ export async function releaseLaneWorkflow(input: LaneInput): Promise<void> {
   }
 
   /** The release in flight is over (or gone): remembered for what it did, and the lane is free. */
-  function release(current: InFlight): void {
+  function settle(current: InFlight): void {
     noteEnd(current);
     if (lane.current === current) lane.current = null;
   }
@@ -381,7 +381,7 @@ export async function releaseLaneWorkflow(input: LaneInput): Promise<void> {
     if (lane.current && spec.drill && !lane.current.watched) {
       // An inherited release may have ended unreported; a drill must not be turned away by it.
       await checkOn(lane.current);
-      if (lane.current.done) release(lane.current);
+      if (lane.current.done) settle(lane.current);
     }
     if (!lane.current) return start(spec);
     // A drill waits its turn or is skipped; a real release arriving during a drill supersedes it, as any newer version does.
@@ -403,7 +403,7 @@ export async function releaseLaneWorkflow(input: LaneInput): Promise<void> {
         inFlight.supersedeSent = true;
       } catch {
         // It finished before its completion reached the lane: nothing to supersede, the lane is free.
-        release(inFlight);
+        settle(inFlight);
         return null;
       }
     }
@@ -444,7 +444,7 @@ export async function releaseLaneWorkflow(input: LaneInput): Promise<void> {
       ...(commit ? { commit } : {}),
     };
     const entry: PendingRelease = { releaseId, version: to, rollback: true, ...(commit ? { commitTime: commit.time } : {}), rollbackInput: rollback };
-    if (lane.current?.done) release(lane.current);
+    if (lane.current?.done) settle(lane.current);
     if (lane.current) {
       const queued = await supersede(lane.current, entry);
       if (queued) return { ...base, releaseId, disposition: 'queued', to, supersedes: queued };
@@ -527,7 +527,7 @@ export async function releaseLaneWorkflow(input: LaneInput): Promise<void> {
 
   /** The release in flight has ended: the queued one, if any, starts. */
   async function startQueued(): Promise<void> {
-    if (lane.current) release(lane.current);
+    if (lane.current) settle(lane.current);
     if (!lane.pending) return;
     const next = lane.pending;
     lane.pending = null;

@@ -144,7 +144,7 @@ export async function rollbackWorkflow(input: RollbackWorkflowInput): Promise<Re
     const timeToSafeMs = safeAt === null ? null : safeAt - Date.parse(input.requestedAt);
     emit({ type: 'finished', ...where, version: to, outcome, reason, drill: false, durationMs: Date.now() - Date.parse(status.startedAt), timeToSafeMs, lastPhase: null });
     // What DORA reads back from visibility: a rollback that arrived is a recovery, timed from the request.
-    const memo: ReleaseMemo = { outcome, commitTime: input.commit?.time ?? null, finishedAt: status.finishedAt, timeToSafeMs: outcome === 'rolled-back-to' ? timeToSafeMs : null, drill: false };
+    const memo: ReleaseMemo = { outcome, commitTime: input.commit?.time ?? null, finishedAt: status.finishedAt, timeToSafeMs: outcome === 'rolled-back-to' ? timeToSafeMs : null, drill: false, rollback: true };
     upsertMemo({ release: memo });
     await getExternalWorkflowHandle(laneWorkflowId(service, environment))
       .signal(releaseFinishedSignal, { releaseId, outcome })

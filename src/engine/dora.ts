@@ -14,6 +14,8 @@ export interface ReleaseRecord {
   commitTime: string | null;
   timeToSafeMs: number | null;
   drill: boolean;
+  /** A rollback of a promoted release; one that failed or was superseded changed nothing, and counts as nothing. */
+  rollback?: boolean;
 }
 
 export interface Summary {
@@ -65,6 +67,7 @@ export function computeDora(records: readonly ReleaseRecord[], window: { from: D
   const groups = new Map<string, ReleaseRecord[]>();
   for (const record of records) {
     if (record.drill || record.closeTime === null) continue;
+    if (record.rollback && record.outcome !== 'rolled-back-to') continue;
     const closed = Date.parse(record.closeTime);
     if (closed < window.from.getTime() || closed >= window.to.getTime()) continue;
     const key = `${record.service}\u0000${record.environment}`;

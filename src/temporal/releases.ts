@@ -258,6 +258,7 @@ export function toRecord(info: WorkflowExecutionInfo): ReleaseRecord {
     commitTime: memo?.commitTime ?? null,
     timeToSafeMs: memo?.timeToSafeMs ?? null,
     drill: memo?.drill ?? false,
+    ...(memo?.rollback ? { rollback: true } : {}),
   };
 }
 

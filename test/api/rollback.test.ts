@@ -59,6 +59,15 @@ describe('POST /v1/services/:service/:environment/rollback', () => {
     assert.equal(status.body.outcome?.result, 'rolled-back-to', JSON.stringify(status.body));
     const requested = status.body.history.find((t) => t.event === 'rollback-requested');
     assert.deepEqual([requested?.actor, requested?.reason], [TOKENS.operator.name, `${v2} -> ${v1}: v2 corrupts carts`]);
+
+    const lane = await waitFor('the lane to show v1 stable again', async () => {
+      const answer = await call<{ stable: { version: string }[] }>(api.url, 'GET', `/v1/services/${service}/production/lane`, { token: TOKENS.viewer.token });
+      return answer.body.stable?.length === 3 ? answer.body : null;
+    });
+    assert.deepEqual(
+      lane.stable.map((r) => r.version),
+      [v1, v2, v1],
+    );
   });
 
   test('a version never stable in the lane: 409 naming body.to, with the allowed list', async () => {

@@ -66,6 +66,13 @@ test('a rollback of a promoted release is a failed change and a recovery, but no
   assert.deepEqual(figures!.failedDeploymentRecoveryTime, { count: 2, medianSeconds: 4, meanSeconds: 4 });
 });
 
+test('a rollback that failed (and undid itself) or was superseded changed nothing: no failure, no recovery', () => {
+  const [figures] = computeDora([record({}), record({ outcome: 'rolled-back', rollback: true, timeToSafeMs: 1_000 }), record({ outcome: 'superseded', rollback: true })], window);
+  assert.equal(figures!.failedDeployments, 0);
+  assert.equal(figures!.changeFailureRate, 0);
+  assert.equal(figures!.failedDeploymentRecoveryTime, null);
+});
+
 test('a window holding a rollback but not the promotion it undid still rates at most 1', () => {
   const [figures] = computeDora([record({ outcome: 'rolled-back-to', timeToSafeMs: 1_000 })], window);
   assert.equal(figures!.deployments, 0);

@@ -139,6 +139,31 @@ describe('rollback of a promoted release to a known-good version, on a real Temp
     assert.deepEqual(fleetOf(service).slots, { stable: v1, canary: null });
   });
 
+  test('a rollback whose traffic move keeps failing undoes itself: v2 keeps serving, and the lane still counts v2 stable', async () => {
+    const service = uniqueService('rb-fail');
+    const [v1, v2] = [sha(`${service}-1`), sha(`${service}-2`)];
+    await promote(fastSpec(service, v1), fastSpec(service, v2));
+    const refusingRouter = fastSpec(service, v1, { health: { [v1]: { trafficFailures: 100 } } }).target;
+    const answer = await rig.releases.rollback(service, ENV, { ...operator, target: refusingRouter });
+    const result = await rig.releases.result(answer.releaseId!);
+    assert.equal(result.outcome?.result, 'rolled-back');
+    assert.match(result.outcome!.reason, new RegExp(`the rollback to ${v1} failed and was undone: setRoutes: simulated router refused`));
+    assert.deepEqual(
+      result.history.filter((t) => t.event === 'undo').map((t) => t.reason),
+      ['reset-routes', 'stop-canary'],
+    );
+    assert.deepEqual(fleetOf(service).slots, { stable: v2, canary: null });
+    assert.deepEqual(fleetOf(service).routes, { canaryWeight: 0, internalAudience: null });
+    const lane = await waitFor('the lane to be idle', async () => {
+      const status = await rig.releases.lane(service, ENV);
+      return status?.current === null ? status : null;
+    });
+    assert.deepEqual(
+      lane.stable.map((r) => r.version),
+      [v1, v2],
+    );
+  });
+
   test('a revert commit that rebuilds v1 takes the rollback path; its redelivery is a duplicate, and an old commit of v1 is not a revert', async () => {
     const service = uniqueService('revert');
     const [v1, v2] = [sha(`${service}-1`), sha(`${service}-2`)];
