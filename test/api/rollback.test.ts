@@ -7,7 +7,7 @@ import { promisify } from 'node:util';
 import { EXIT } from '../../src/cli/client';
 import type { ReleaseStatus } from '../../src/engine/release-state';
 import { sha, uniqueService, waitFor } from '../helpers/temporal';
-import { assertProblem, call, releaseUrl, startApiRig, TOKENS, type ApiRig } from './helpers';
+import { assertProblem, call, releaseUrl, signedHeaders, startApiRig, TOKENS, type ApiRig } from './helpers';
 
 let api: ApiRig;
 const operator = TOKENS.operator.token;
@@ -35,6 +35,17 @@ async function promoted(service: string, ...versions: string[]): Promise<void> {
     assert.equal((await api.rig.releases.result(answer.body.releaseId)).outcome?.result, 'promoted');
   }
   await waitFor('the lane to know the last promotion', async () => (await api.rig.releases.lane(service, 'production'))?.stable.at(-1)?.version === versions.at(-1));
+}
+
+/** A signed CI delivery of a version built from a commit, with the same zero-bake inline spec. */
+async function ciDelivery(service: string, version: string, commitTime: string) {
+  const body = JSON.stringify({
+    service,
+    version,
+    commit: { sha: sha(`${version}-${commitTime}`), time: commitTime },
+    spec: { strategy: { steps: [{ name: 'full', phase: 'full', weight: 100, analysis: false }] } },
+  });
+  return call<{ releaseId: string; disposition: string }>(api.url, 'POST', '/v1/webhooks/ci', { raw: body, headers: signedHeaders(body) });
 }
 
 const rollbackPath = (service: string) => `/v1/services/${service}/production/rollback`;
@@ -68,6 +79,23 @@ describe('POST /v1/services/:service/:environment/rollback', () => {
       lane.stable.map((r) => r.version),
       [v1, v2, v1],
     );
+  });
+
+  test('a revert commit that rebuilds v1, delivered through the CI webhook, takes the rollback path', async () => {
+    const service = uniqueService('api-revert');
+    const [v1, v2] = [sha(`${service}-1`), sha(`${service}-2`)];
+    for (const [version, time] of [[v1, '2026-03-01T10:00:00Z'], [v2, '2026-03-01T11:00:00Z']] as const) {
+      const answer = await ciDelivery(service, version, time);
+      assert.equal(answer.status, 201, JSON.stringify(answer.body));
+      assert.equal((await api.rig.releases.result(answer.body.releaseId)).outcome?.result, 'promoted');
+    }
+    await waitFor('the lane to know v2 stable', async () => (await api.rig.releases.lane(service, 'production'))?.stable.at(-1)?.version === v2);
+
+    const revert = await ciDelivery(service, v1, '2026-03-01T12:00:00Z');
+    assert.equal(revert.status, 201, JSON.stringify(revert.body));
+    assert.match(revert.body.releaseId, new RegExp(`^rollback/${service}/production/${v1}/[0-9a-f]{8}$`));
+    assert.equal((await api.rig.releases.result(revert.body.releaseId)).outcome?.result, 'rolled-back-to');
+    assert.deepEqual(api.rig.worker.fleet.service(service).slots, { stable: v1, canary: null });
   });
 
   test('a version never stable in the lane: 409 naming body.to, with the allowed list', async () => {
