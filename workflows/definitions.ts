@@ -7,7 +7,7 @@ import type { SightingRecord } from '../src/engine/alerts';
 import type { BakeState } from '../src/engine/bake';
 import type { SagaState } from '../src/engine/saga';
 import type { Outcome, ReleaseCommand, ReleaseStatus } from '../src/engine/release-state';
-import type { AlertPolicy, ReleaseSpec } from '../src/spec/release-spec';
+import type { AlertPolicy, ReleaseSpec, TargetSpec } from '../src/spec/release-spec';
 
 export const TASK_QUEUE = 'rampart-releases';
 
@@ -52,10 +52,12 @@ export interface LaneInput {
   environment: string;
   /** Carried over continue-as-new. */
   recent?: LaneRecord[];
+  /** The versions that were stable in this lane, oldest first: what a rollback may return to. */
+  stable?: StableRecord[];
   /** The release in flight when the previous run continued as new: it runs on, and this run keeps watching it. */
   current?: CarriedRelease | null;
-  /** The release queued behind it, answered "queued" by the previous run. */
-  pending?: (LaneRecord & { spec: ReleaseSpec }) | null;
+  /** The release (or rollback) queued behind it, answered "queued" by the previous run. */
+  pending?: PendingRelease | null;
   /** Submissions by signal that the previous run took in but had not handled yet. */
   unhandled?: ReleaseSpec[];
   /** The newest commit the lane has started or queued: versions never go back before it. */
@@ -73,6 +75,60 @@ export interface CarriedRelease extends LaneRecord {
   supersedeSent: boolean;
   /** Its spec's alert policy: how the lane steers it when an alert fires or resolves. */
   alertPolicy: AlertPolicy;
+  /** How it ended, once the lane knows: a promotion (or a rollback's arrival) makes its version stable. */
+  outcome?: Outcome;
+  /** How it deploys: a promotion records it with the version, for a later rollback to that version. */
+  target?: TargetSpec;
+}
+
+/** Queued behind the release in flight: a release, or a rollback to a known-good version. */
+export type PendingRelease = LaneRecord & ({ spec: ReleaseSpec; rollbackInput?: undefined } | { rollbackInput: RollbackWorkflowInput; spec?: undefined });
+
+/** A version that was stable in the lane, and how it ran then: a rollback to it deploys it the same way. */
+export interface StableRecord extends LaneRecord {
+  target: TargetSpec;
+  /** Set once a rollback left this version for a known-good one: the default target of a rollback skips it. */
+  rolledBackFrom?: boolean;
+}
+
+/** An operator's rollback, as the API hands it to the lane. */
+export interface RollbackRequest {
+  /** A version that was stable in the lane; default: the one stable before the current one. */
+  to?: string;
+  actor: string;
+  reason: string;
+  /** The registered spec's target (reviewed configuration); default: the target the version last ran with. */
+  target?: TargetSpec;
+}
+
+/** The lane's answer to a rollback: started, queued behind the release it supersedes, a duplicate of one in flight, or refused. */
+export interface RollbackAnswer {
+  releaseId: string | null;
+  disposition: 'started' | 'queued' | 'duplicate' | 'refused';
+  to: string | null;
+  /** The version that was stable when the lane decided; the rollback leaves it. */
+  from: string | null;
+  supersedes?: string;
+  /** Why it was refused. */
+  reason?: string;
+  /** The versions a rollback may return to (refusals list them). */
+  allowed: string[];
+}
+
+export interface RollbackWorkflowInput {
+  releaseId: string;
+  service: string;
+  environment: string;
+  target: TargetSpec;
+  /** The stable version when the lane took the request; the workflow reads the deployer's own view when it starts. */
+  from: string | null;
+  to: string;
+  actor: string;
+  reason: string;
+  /** When the lane took the request (ISO 8601): time to safe counts from here, queueing included. */
+  requestedAt: string;
+  /** Set when a revert commit asked for it (it rebuilt a version that was stable). */
+  commit?: { sha: string; time: string };
 }
 
 /**
@@ -98,6 +154,8 @@ export interface LaneRecord {
   version: string;
   /** The commit time (ISO 8601) the submission carried, if any. */
   commitTime?: string;
+  /** A rollback to this version (a known-good one), not a release of it: no alert steers it. */
+  rollback?: boolean;
 }
 
 export interface LaneStatus {
@@ -106,6 +164,8 @@ export interface LaneStatus {
   current: LaneRecord | null;
   pending: LaneRecord | null;
   recent: LaneRecord[];
+  /** Versions that were stable, oldest first: what a rollback may return to. */
+  stable: LaneRecord[];
   /** The newest commit started or queued; an older one is refused as stale. */
   newest: LaneRecord | null;
   /** Fingerprints of the alerts firing for this service and environment. */
@@ -118,6 +178,8 @@ export const submitReleaseUpdate = defineUpdate<SubmitResult, [ReleaseSpec]>('su
 /** The same submission as a signal: one server round trip, no wait for the lane's decision. */
 export const enqueueReleaseSignal = defineSignal<[ReleaseSpec]>('enqueueRelease');
 export const laneStatusQuery = defineQuery<LaneStatus>('laneStatus');
+/** Roll the lane back to a version that was stable in it: it supersedes a release in flight, then runs the rollback's fast path. */
+export const requestRollbackUpdate = defineUpdate<RollbackAnswer, [RollbackRequest]>('requestRollback');
 
 /**
  * Sent by a release to its lane (laneWorkflowId of its service and environment) as the very last
@@ -174,6 +236,11 @@ export function drillScheduleId(service: string, environment: string): string {
 
 export function releaseWorkflowId(service: string, environment: string, version: string): string {
   return `release/${service}/${environment}/${version}`;
+}
+
+/** A rollback has its own id: its version was released before under releaseWorkflowId, and may be returned to more than once. */
+export function rollbackWorkflowId(service: string, environment: string, to: string, nonce: string): string {
+  return `rollback/${service}/${environment}/${to}/${nonce}`;
 }
 
 export function laneWorkflowId(service: string, environment: string): string {

@@ -2,3 +2,4 @@
 export { releaseWorkflow } from './release';
 export { releaseLaneWorkflow } from './lane';
 export { rollbackDrillWorkflow } from './drill';
+export { rollbackWorkflow } from './rollback';

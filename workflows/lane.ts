@@ -10,6 +10,7 @@ import {
   proxyActivities,
   setHandler,
   startChild,
+  uuid4,
   workflowInfo,
   WorkflowIdReusePolicy,
 } from '@temporalio/workflow';
@@ -17,6 +18,7 @@ import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { LaneActivities } from '../activities/lane';
 import { AlertTracker } from '../src/engine/alerts';
 import { rejectCommand, type ReleaseCommand } from '../src/engine/release-state';
+import { rollbackTarget } from '../src/engine/rollback';
 import type { ReleaseSpec } from '../src/spec/release-spec';
 import {
   abortSignal,
@@ -28,7 +30,9 @@ import {
   pauseSignal,
   releaseFinishedSignal,
   releaseWorkflowId,
+  requestRollbackUpdate,
   resumeSignal,
+  rollbackWorkflowId,
   serviceKey,
   submitReleaseUpdate,
   supersedeSignal,
@@ -38,12 +42,20 @@ import {
   type CarriedRelease,
   type LaneInput,
   type LaneRecord,
+  type PendingRelease,
   type ReleaseInspection,
+  type RollbackAnswer,
+  type RollbackRequest,
+  type RollbackWorkflowInput,
+  type StableRecord,
   type SubmitResult,
 } from './definitions';
 import { releaseWorkflow } from './release';
+import { rollbackWorkflow } from './rollback';
 
 const RECENT_KEPT = 100;
+/** Versions that were stable, kept as rollback targets: a rollback further back than this is a new release. */
+const STABLE_KEPT = 20;
 const ALERTS_KEPT = 1_000;
 /** A run continues as new past this many events even if the server has not suggested it (it suggests at about 4,000). */
 const HISTORY_BOUND = 10_000;
@@ -73,7 +85,13 @@ interface AlertBatch {
   answer?: AlertAnswer[];
   error?: string;
 }
-type Work = Submission | AlertBatch;
+interface RollbackWork {
+  kind: 'rollback';
+  request: RollbackRequest;
+  answer?: RollbackAnswer;
+  error?: string;
+}
+type Work = Submission | AlertBatch | RollbackWork;
 
 interface InFlight extends CarriedRelease {
   /** Started by this run, so its completion reaches this run; an inherited one reports by signal, or is checked on. */
@@ -104,12 +122,13 @@ export async function releaseLaneWorkflow(input: LaneInput): Promise<void> {
   const { service, environment } = input;
   const generation = input.generation ?? 0;
   const recent: LaneRecord[] = [...(input.recent ?? [])];
+  const stable: StableRecord[] = [...(input.stable ?? [])];
   const alerts = new AlertTracker(ALERTS_KEPT, input.alerts ?? []);
   const work: Work[] = (input.unhandled ?? []).map((spec) => ({ kind: 'submit', spec }));
   // Kept in one object: handlers and the loop both change it, and the compiler must not assume it stays null.
   const lane: {
     current: InFlight | null;
-    pending: (LaneRecord & { spec: ReleaseSpec }) | null;
+    pending: PendingRelease | null;
     newest: LaneRecord | null;
   } = {
     current: input.current ? { ...input.current, watched: false } : null,
@@ -117,13 +136,19 @@ export async function releaseLaneWorkflow(input: LaneInput): Promise<void> {
     newest: input.newest ?? null,
   };
 
-  const plain = (r: LaneRecord): LaneRecord => ({ releaseId: r.releaseId, version: r.version, ...(r.commitTime ? { commitTime: r.commitTime } : {}) });
+  const plain = (r: LaneRecord): LaneRecord => ({
+    releaseId: r.releaseId,
+    version: r.version,
+    ...(r.commitTime ? { commitTime: r.commitTime } : {}),
+    ...(r.rollback ? { rollback: true } : {}),
+  });
   setHandler(laneStatusQuery, () => ({
     service,
     environment,
     current: lane.current ? plain(lane.current) : null,
     pending: lane.pending ? plain(lane.pending) : null,
     recent,
+    stable: stable.map(plain),
     newest: lane.newest,
     firingAlerts: alerts.firingFor(service, environment, ''),
     generation,
@@ -176,8 +201,26 @@ export async function releaseLaneWorkflow(input: LaneInput): Promise<void> {
     },
   );
 
-  setHandler(releaseFinishedSignal, ({ releaseId }) => {
-    if (lane.current?.releaseId === releaseId) lane.current.done = true;
+  setHandler(
+    requestRollbackUpdate,
+    async (request) => {
+      const item: RollbackWork = { kind: 'rollback', request };
+      await taken(item);
+      return item.answer!;
+    },
+    {
+      validator: (request) => {
+        if (!request || typeof request.actor !== 'string' || !request.actor) throw new Error('a rollback needs an actor');
+        if (typeof request.reason !== 'string' || !request.reason) throw new Error('a rollback needs a reason');
+        if (request.to !== undefined && (typeof request.to !== 'string' || !request.to)) throw new Error('to names a version');
+      },
+    },
+  );
+
+  setHandler(releaseFinishedSignal, ({ releaseId, outcome }) => {
+    if (lane.current?.releaseId !== releaseId) return;
+    lane.current.done = true;
+    lane.current.outcome ??= outcome;
   });
 
   function remember(record: LaneRecord): void {
@@ -220,12 +263,15 @@ export async function releaseLaneWorkflow(input: LaneInput): Promise<void> {
           { key: versionKey, value: spec.version },
         ],
       });
-      const started: InFlight = { ...record(spec, releaseId), done: false, supersedeSent: false, alertPolicy: spec.alerts, watched: true };
+      const started: InFlight = { ...record(spec, releaseId), done: false, supersedeSent: false, alertPolicy: spec.alerts, target: spec.target, watched: true };
       lane.current = started;
       remember(started);
       advance(started);
       child.result().then(
-        () => (started.done = true),
+        (status) => {
+          started.outcome ??= status.outcome?.result;
+          started.done = true;
+        },
         () => (started.done = true),
       );
       return { releaseId, disposition: 'started' };
@@ -235,10 +281,66 @@ export async function releaseLaneWorkflow(input: LaneInput): Promise<void> {
     }
   }
 
+  async function startRollback(rollback: RollbackWorkflowInput): Promise<void> {
+    const child = await startChild(rollbackWorkflow, {
+      workflowId: rollback.releaseId,
+      args: [rollback],
+      parentClosePolicy: ParentClosePolicy.ABANDON,
+      workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
+      typedSearchAttributes: [
+        { key: serviceKey, value: service },
+        { key: environmentKey, value: environment },
+        { key: versionKey, value: rollback.to },
+      ],
+    });
+    const started: InFlight = {
+      releaseId: rollback.releaseId,
+      version: rollback.to,
+      rollback: true,
+      ...(rollback.commit ? { commitTime: rollback.commit.time } : {}),
+      done: false,
+      supersedeSent: false,
+      // Never consulted: alerts do not steer a rollback (they are most likely about the version it leaves).
+      alertPolicy: { onFiring: 'pause', resumeOnResolved: false },
+      target: rollback.target,
+      watched: true,
+    };
+    lane.current = started;
+    remember(started);
+    advance(started);
+    child.result().then(
+      (status) => {
+        started.outcome ??= status.outcome?.result;
+        started.done = true;
+      },
+      () => (started.done = true),
+    );
+  }
+
+  /** What a finished release means for the lane's memory of stable versions: a promotion adds one, a rollback's arrival returns to one. */
+  function noteEnd(release: InFlight): void {
+    if (!release.target) return;
+    const current = stable.at(-1);
+    if (release.outcome === 'rolled-back-to' && current && current.version !== release.version) {
+      for (const entry of stable) if (entry.version === current.version) entry.rolledBackFrom = true;
+    }
+    if ((release.outcome === 'promoted' || release.outcome === 'rolled-back-to') && current?.version !== release.version) {
+      stable.push({ ...plain(release), target: release.target });
+      if (stable.length > STABLE_KEPT) stable.shift();
+    }
+  }
+
+  /** The release in flight is over (or gone): remembered for what it did, and the lane is free. */
+  function settle(current: InFlight): void {
+    noteEnd(current);
+    if (lane.current === current) lane.current = null;
+  }
+
   /** Asks Temporal whether a release still runs: undefined when it could not tell. */
   async function inspect(release: InFlight): Promise<ReleaseInspection | null | undefined> {
     const found = await temporal.inspectRelease(release.releaseId).catch(() => undefined);
     if (found === null || found?.running === false) release.done = true;
+    if (found?.status?.outcome) release.outcome ??= found.status.outcome.result;
     return found;
   }
 
@@ -247,8 +349,31 @@ export async function releaseLaneWorkflow(input: LaneInput): Promise<void> {
     if (!release.watched && !release.done) await inspect(release);
   }
 
+  /**
+   * A revert: a version that was stable before, built again from a commit newer than any the lane has
+   * started (a `git revert` rebuilds the same digest). It takes the rollback path; a redelivery of it,
+   * or of any release, carries no newer commit and stays a duplicate.
+   */
+  function isRevert(spec: ReleaseSpec): boolean {
+    if (!spec.commit || spec.drill || !lane.newest?.commitTime) return false;
+    if (Date.parse(spec.commit.time) <= Date.parse(lane.newest.commitTime)) return false;
+    if (!rollbackTarget(stable, spec.version).allowed.includes(spec.version)) return false;
+    // Lanes recorded before rollbacks took such a version as a duplicate; they replay that way.
+    return patched('lane-rollback');
+  }
+
   async function handle(spec: ReleaseSpec): Promise<SubmitResult> {
-    const known = [lane.current, lane.pending, ...recent].find((r) => r?.version === spec.version);
+    if (isRevert(spec)) {
+      const answer = await rollBack(
+        { to: spec.version, actor: spec.requestedBy, reason: `revert: commit ${spec.commit!.sha} (${spec.commit!.time}) rebuilds ${spec.version}`, target: spec.target },
+        spec.commit,
+      );
+      if (answer.disposition !== 'refused' && answer.releaseId) {
+        return { releaseId: answer.releaseId, disposition: answer.disposition, ...(answer.supersedes ? { supersedes: answer.supersedes } : {}) };
+      }
+    }
+    // Newest first: a version released and later returned to by a rollback answers with the rollback.
+    const known = [lane.current, lane.pending, ...[...recent].reverse()].find((r) => r?.version === spec.version);
     if (known) return { releaseId: known.releaseId, disposition: 'duplicate' };
     const releaseId = releaseWorkflowId(service, environment, spec.version);
     const stale = staleness(spec);
@@ -256,28 +381,76 @@ export async function releaseLaneWorkflow(input: LaneInput): Promise<void> {
     if (lane.current && spec.drill && !lane.current.watched) {
       // An inherited release may have ended unreported; a drill must not be turned away by it.
       await checkOn(lane.current);
-      if (lane.current.done) lane.current = null;
+      if (lane.current.done) settle(lane.current);
     }
     if (!lane.current) return start(spec);
     // A drill waits its turn or is skipped; a real release arriving during a drill supersedes it, as any newer version does.
     if (spec.drill) return { releaseId: lane.current.releaseId, disposition: 'busy' };
 
-    const inFlight = lane.current;
+    const queued = await supersede(lane.current, { ...record(spec, releaseId), spec });
+    if (!queued) return start(spec);
+    return { releaseId, disposition: 'queued', supersedes: queued };
+  }
+
+  /**
+   * Asks the release in flight to give way and queues the next entry behind it: the id of the release
+   * it supersedes, or null when that one had already finished (the lane is free, nothing was queued).
+   */
+  async function supersede(inFlight: InFlight, next: PendingRelease): Promise<string | null> {
     if (!inFlight.supersedeSent) {
       try {
-        await getExternalWorkflowHandle(inFlight.releaseId).signal(supersedeSignal, { byVersion: spec.version, byRelease: releaseId });
+        await getExternalWorkflowHandle(inFlight.releaseId).signal(supersedeSignal, { byVersion: next.version, byRelease: next.releaseId });
         inFlight.supersedeSent = true;
       } catch {
         // It finished before its completion reached the lane: nothing to supersede, the lane is free.
-        lane.current = null;
-        return start(spec);
+        settle(inFlight);
+        return null;
       }
     }
     // A queued version replaced by a newer one never starts; remembered, so a redelivery stays a duplicate.
     if (lane.pending) remember(lane.pending);
-    lane.pending = { ...record(spec, releaseId), spec };
+    lane.pending = next;
     advance(lane.pending);
-    return { releaseId, disposition: 'queued', supersedes: inFlight.releaseId };
+    return inFlight.releaseId;
+  }
+
+  /**
+   * A rollback to a version that was stable in the lane: by default the one stable before the current
+   * one (skipping versions a rollback already left), else the one asked for, if it was stable here.
+   * It supersedes a release in flight, as a new version does, and starts once that has rolled back.
+   */
+  async function rollBack(request: RollbackRequest, commit?: { sha: string; time: string }): Promise<RollbackAnswer> {
+    const choice = rollbackTarget(stable, request.to);
+    const from = stable.at(-1)?.version ?? null;
+    const base = { from, allowed: choice.allowed };
+    if (!('target' in choice)) return { ...base, releaseId: null, disposition: 'refused', to: request.to ?? null, reason: choice.refusal };
+    if (!patched('lane-rollback')) return { ...base, releaseId: null, disposition: 'refused', to: choice.target.version, reason: 'this lane predates rollbacks' };
+    const to = choice.target.version;
+    // The same rollback asked for twice (a double click, a retried request) is one rollback.
+    for (const entry of [lane.current?.done ? null : lane.current, lane.pending]) {
+      if (entry?.rollback && entry.version === to) return { ...base, releaseId: entry.releaseId, disposition: 'duplicate', to };
+    }
+    const releaseId = rollbackWorkflowId(service, environment, to, uuid4().slice(0, 8));
+    const rollback: RollbackWorkflowInput = {
+      releaseId,
+      service,
+      environment,
+      target: request.target ?? choice.target.target,
+      from,
+      to,
+      actor: request.actor,
+      reason: request.reason,
+      requestedAt: new Date().toISOString(),
+      ...(commit ? { commit } : {}),
+    };
+    const entry: PendingRelease = { releaseId, version: to, rollback: true, ...(commit ? { commitTime: commit.time } : {}), rollbackInput: rollback };
+    if (lane.current?.done) settle(lane.current);
+    if (lane.current) {
+      const queued = await supersede(lane.current, entry);
+      if (queued) return { ...base, releaseId, disposition: 'queued', to, supersedes: queued };
+    }
+    await startRollback(rollback);
+    return { ...base, releaseId, disposition: 'started', to };
   }
 
   /** Steers the release in flight by one alert: pause or abort on firing; resume once no alert fires, if its policy says so. */
@@ -326,13 +499,17 @@ export async function releaseLaneWorkflow(input: LaneInput): Promise<void> {
         answers.push({ ...base, releaseId: null, action: 'none', detail: 'a late notification: a newer one for this alert was already handled' });
         continue;
       }
-      const release = lane.current;
-      const inspection = release && !release.done ? await inspect(release) : undefined;
-      if (!release || release.done || inspection === null) {
+      const inFlight = lane.current;
+      if (inFlight?.rollback && !inFlight.done) {
+        answers.push({ ...base, releaseId: inFlight.releaseId, action: 'none', detail: `a rollback to known-good ${inFlight.version} is in flight; alerts do not steer it` });
+        continue;
+      }
+      const inspection = inFlight && !inFlight.done ? await inspect(inFlight) : undefined;
+      if (!inFlight || inFlight.done || inspection === null) {
         answers.push({ ...base, releaseId: null, action: 'none', detail: `no release of ${service} in ${environment} is in flight` });
         continue;
       }
-      answers.push({ ...base, releaseId: release.releaseId, ...(await steer(release, inspection, notice, actor)) });
+      answers.push({ ...base, releaseId: inFlight.releaseId, ...(await steer(inFlight, inspection, notice, actor)) });
     }
     return answers;
   }
@@ -340,20 +517,24 @@ export async function releaseLaneWorkflow(input: LaneInput): Promise<void> {
   async function serve(item: Work): Promise<void> {
     try {
       if (item.kind === 'submit') item.answer = await handle(item.spec);
+      else if (item.kind === 'rollback') item.answer = await rollBack(item.request);
       else item.answer = await applyAlerts(item.alerts, item.actor);
     } catch (error) {
-      item.error = `the lane could not handle ${item.kind === 'submit' ? item.spec.version : 'the alerts'}: ${(error as Error).message}`;
+      const what = item.kind === 'submit' ? item.spec.version : item.kind === 'rollback' ? 'the rollback' : 'the alerts';
+      item.error = `the lane could not handle ${what}: ${(error as Error).message}`;
     }
   }
 
   /** The release in flight has ended: the queued one, if any, starts. */
   async function startQueued(): Promise<void> {
-    lane.current = null;
+    if (lane.current) settle(lane.current);
     if (!lane.pending) return;
     const next = lane.pending;
     lane.pending = null;
     // Its submitter was answered "queued" long ago; a failure here is logged, never fatal to the lane.
-    await start(next.spec).catch((error: Error) => log.error('queued release could not start', { version: next.version, error: error.message }));
+    const failed = (error: Error) => log.error('queued release could not start', { version: next.version, error: error.message });
+    if (next.rollbackInput) await startRollback(next.rollbackInput).catch(failed);
+    else await start(next.spec).catch(failed);
   }
 
   // Lanes recorded before this could continue only when idle, and replay that way: decided once, at the first chance.
@@ -375,12 +556,20 @@ export async function releaseLaneWorkflow(input: LaneInput): Promise<void> {
       await condition(() => work.length > 0 || allHandlersFinished());
     }
     const current: CarriedRelease | null = lane.current
-      ? { releaseId: lane.current.releaseId, version: lane.current.version, ...(lane.current.commitTime ? { commitTime: lane.current.commitTime } : {}), done: lane.current.done, supersedeSent: lane.current.supersedeSent, alertPolicy: lane.current.alertPolicy }
+      ? {
+          ...plain(lane.current),
+          done: lane.current.done,
+          supersedeSent: lane.current.supersedeSent,
+          alertPolicy: lane.current.alertPolicy,
+          ...(lane.current.outcome ? { outcome: lane.current.outcome } : {}),
+          ...(lane.current.target ? { target: lane.current.target } : {}),
+        }
       : null;
     return continueAsNew<typeof releaseLaneWorkflow>({
       service,
       environment,
       recent,
+      stable,
       current,
       pending: lane.pending,
       unhandled: work.flatMap((item) => (item.kind === 'submit' ? [item.spec] : [])),

@@ -26,6 +26,7 @@ import { doraRoutes } from './routes/dora';
 import { drillRoutes } from './routes/drills';
 import { healthRoutes } from './routes/health';
 import { releaseRoutes } from './routes/releases';
+import { rollbackRoutes } from './routes/rollback';
 import { serviceRoutes } from './routes/services';
 import { webhookRoutes } from './routes/webhooks';
 import type { TrustedProxies } from '../config';
@@ -267,6 +268,7 @@ export async function buildApp(deps: ApiDependencies): Promise<FastifyInstance> 
   await app.register(healthRoutes, { ctx });
   await app.register(releaseRoutes, { ctx });
   await app.register(serviceRoutes, { ctx });
+  await app.register(rollbackRoutes, { ctx });
   await app.register(webhookRoutes, { ctx });
   await app.register(alertRoutes, { ctx });
   await app.register(drillRoutes, { ctx });

@@ -6,7 +6,7 @@ import type { ApiSettings } from './settings';
 import type { SpecRegistry } from './spec-registry';
 
 /** What the routes need of Temporal: the ReleaseClient, or a stand-in with the same methods. */
-export type ReleaseOperations = Pick<ReleaseClient, 'submit' | 'enqueue' | 'status' | 'command' | 'list' | 'lane' | 'dora' | 'applyAlerts'>;
+export type ReleaseOperations = Pick<ReleaseClient, 'submit' | 'enqueue' | 'status' | 'command' | 'list' | 'lane' | 'dora' | 'applyAlerts' | 'rollback'>;
 
 /** What the drill routes need of Temporal Schedules: the DrillClient, or a stand-in with the same methods. */
 export type DrillOperations = Pick<DrillClient, 'create' | 'describe' | 'list' | 'pause' | 'resume' | 'trigger' | 'delete' | 'results'>;

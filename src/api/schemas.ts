@@ -28,6 +28,8 @@ export const releaseParamsSchema = z
   .strict();
 
 const RELEASE_ID = /^release\/([^/]+)\/([^/]+)\/(.+)$/;
+/** A rollback's id: rollback/<service>/<environment>/<version>/<8 hex digits> (rollbackWorkflowId). */
+const ROLLBACK_ID = /^rollback\/([^/]+)\/([^/]+)\/(.+)\/[0-9a-f]{8}$/;
 
 /** A release id, release/<service>/<environment>/<version>, URL-encoded as one path segment. */
 export const releaseIdParamsSchema = z
@@ -36,7 +38,7 @@ export const releaseIdParamsSchema = z
       .string()
       .max(500)
       .superRefine((id, ctx) => {
-        const match = RELEASE_ID.exec(id);
+        const match = RELEASE_ID.exec(id) ?? ROLLBACK_ID.exec(id);
         if (!match) {
           ctx.addIssue({ code: 'custom', message: 'a release id is release/<service>/<environment>/<version>, URL-encoded (%2F for /)' });
           return;

@@ -35,11 +35,14 @@ Environment:
   RAMPART_API_URL  the API (default http://127.0.0.1:8080)
   RAMPART_TOKEN    an API token (Authorization: Bearer)
 
-A release is named release/<service>/<environment>/<version> or <service>/<environment>/<version>.
+A release is named release/<service>/<environment>/<version> or <service>/<environment>/<version>;
+a rollback by the id it was answered with, rollback/<service>/<environment>/<version>/<id>.
 A drill schedule is named by its service and environment (default production).`;
 
 /** The release's path on the API from either form of its name. */
 export function releaseIdFrom(name: string): string {
+  // A rollback's id is used as it is: it names no release path of its own.
+  if (/^rollback\/[^/]+\/[^/]+\/.+\/[0-9a-f]{8}$/.test(name)) return name;
   const bare = name.startsWith('release/') ? name.slice('release/'.length) : name;
   const first = bare.indexOf('/');
   const second = bare.indexOf('/', first + 1);
@@ -229,6 +232,26 @@ export function buildProgram(out: (text: string) => void, err: (text: string) =>
         }
         await sleep(interval);
       }
+    });
+
+  program
+    .command('rollback')
+    .description('roll a service back to a known-good version on the fast path (default: the version stable before the current one)')
+    .argument('<service>', 'the service')
+    .option('-e, --env <name>', 'its environment', 'production')
+    .option('--to <version>', 'a version that was stable in the lane (refused with the allowed list otherwise)')
+    .requiredOption('-r, --reason <text>', 'why (recorded with your token name in the rollback history)')
+    .action(async (service: string, options: { env: string; to?: string; reason: string }, command: Command) => {
+      const { api, json } = client(command);
+      const { body } = await api.request<{ releaseId: string; disposition: string; from: string | null; to: string; supersedes?: string }>(
+        'POST',
+        `/v1/services/${encodeURIComponent(service)}/${encodeURIComponent(options.env)}/rollback`,
+        { reason: options.reason, ...(options.to ? { to: options.to } : {}) },
+      );
+      print(json, body, () => {
+        const said = { started: 'started', queued: 'queued: it starts once the release it supersedes has rolled back', duplicate: 'already under way' }[body.disposition] ?? body.disposition;
+        return `${body.releaseId} ${said}: ${body.from ?? 'nothing'} -> ${body.to}${body.supersedes ? ` (supersedes ${body.supersedes})` : ''}`;
+      });
     });
 
   const commands: [CommandName, string][] = [

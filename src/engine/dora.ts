@@ -14,6 +14,8 @@ export interface ReleaseRecord {
   commitTime: string | null;
   timeToSafeMs: number | null;
   drill: boolean;
+  /** A rollback of a promoted release; one that failed or was superseded changed nothing, and counts as nothing. */
+  rollback?: boolean;
 }
 
 export interface Summary {
@@ -32,10 +34,17 @@ export interface DoraFigures {
   deploymentFrequencyPerDay: number;
   /** Commit time to 100%, over deployments that carried a commit time. */
   leadTimeForChanges: Summary | null;
-  /** Failed releases (rolled back by the engine or aborted) over failed plus deployed; null with neither. */
+  /**
+   * Failed changes over changes: releases rolled back by the engine or aborted, plus promoted releases
+   * later rolled back to a known-good version, over deployed plus failed releases (a rolled-back
+   * promotion is already among the deployed); at most 1; null with no change.
+   */
   changeFailureRate: number | null;
   failedDeployments: number;
-  /** Failed release: from the decision to roll back to all traffic verified back on stable. */
+  /**
+   * Failed release: from the decision to roll back to all traffic verified back on stable. Rollback of a
+   * promoted release: from the rollback command to all traffic on the known-good version.
+   */
   failedDeploymentRecoveryTime: Summary | null;
 }
 
@@ -58,6 +67,7 @@ export function computeDora(records: readonly ReleaseRecord[], window: { from: D
   const groups = new Map<string, ReleaseRecord[]>();
   for (const record of records) {
     if (record.drill || record.closeTime === null) continue;
+    if (record.rollback && record.outcome !== 'rolled-back-to') continue;
     const closed = Date.parse(record.closeTime);
     if (closed < window.from.getTime() || closed >= window.to.getTime()) continue;
     const key = `${record.service}\u0000${record.environment}`;
@@ -67,8 +77,12 @@ export function computeDora(records: readonly ReleaseRecord[], window: { from: D
     .map((group) => {
       const deployed = group.filter((r) => r.outcome === 'promoted');
       const failed = group.filter((r) => r.outcome !== null && FAILED.includes(r.outcome));
+      // Each is the recovery from a promoted change that failed in production.
+      const rollbacks = group.filter((r) => r.outcome === 'rolled-back-to');
+      const changes = deployed.length + failed.length;
+      const failures = failed.length + rollbacks.length;
       const leadTimes = deployed.filter((r) => r.commitTime).map((r) => (Date.parse(r.closeTime!) - Date.parse(r.commitTime!)) / 1_000);
-      const recoveries = failed.filter((r) => r.timeToSafeMs !== null).map((r) => r.timeToSafeMs! / 1_000);
+      const recoveries = [...failed, ...rollbacks].filter((r) => r.timeToSafeMs !== null).map((r) => r.timeToSafeMs! / 1_000);
       return {
         service: group[0]!.service,
         environment: group[0]!.environment,
@@ -76,8 +90,9 @@ export function computeDora(records: readonly ReleaseRecord[], window: { from: D
         deployments: deployed.length,
         deploymentFrequencyPerDay: days > 0 ? deployed.length / days : 0,
         leadTimeForChanges: summarize(leadTimes),
-        changeFailureRate: deployed.length + failed.length > 0 ? failed.length / (deployed.length + failed.length) : null,
-        failedDeployments: failed.length,
+        // A window may hold the rollback but not the promotion it undid: the rate still cannot pass 1.
+        changeFailureRate: changes > 0 ? Math.min(1, failures / changes) : failures > 0 ? 1 : null,
+        failedDeployments: failures,
         failedDeploymentRecoveryTime: summarize(recoveries),
       };
     })

@@ -57,4 +57,6 @@ export interface ReleaseMemo {
   finishedAt: string;
   timeToSafeMs: number | null;
   drill: boolean;
+  /** Left by a rollback of a promoted release: only its arrival (rolled-back-to) says anything about a change. */
+  rollback?: boolean;
 }

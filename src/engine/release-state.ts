@@ -14,12 +14,16 @@ export type ReleaseState =
   | 'rolled-back'
   | 'aborted'
   | 'superseded'
-  | 'cancelled';
+  | 'cancelled'
+  | 'rolled-back-to';
 
-export const TERMINAL_STATES: readonly ReleaseState[] = ['promoted', 'rolled-back', 'aborted', 'superseded', 'cancelled'];
+export const TERMINAL_STATES: readonly ReleaseState[] = ['promoted', 'rolled-back', 'aborted', 'superseded', 'cancelled', 'rolled-back-to'];
 
-/** How a release ended. rolled-back: the engine decided (analysis, load test, failed step); aborted: a person or an alert. */
-export type Outcome = 'promoted' | 'rolled-back' | 'aborted' | 'superseded' | 'cancelled';
+/**
+ * How a release ended. rolled-back: the engine decided (analysis, load test, failed step); aborted: a
+ * person or an alert; rolled-back-to: a rollback of a promoted release returned the lane to a known-good version.
+ */
+export type Outcome = 'promoted' | 'rolled-back' | 'aborted' | 'superseded' | 'cancelled' | 'rolled-back-to';
 
 export type PauseCause = 'operator' | 'alert' | 'inconclusive';
 

@@ -18,6 +18,7 @@ import {
   laneWorkflowId,
   releaseWorkflowId,
   pauseUpdate,
+  requestRollbackUpdate,
   promoteUpdate,
   resumeUpdate,
   statusQuery,
@@ -27,6 +28,8 @@ import {
   type AlertNotice,
   type LaneStatus,
   type ReleaseInspection,
+  type RollbackAnswer,
+  type RollbackRequest,
   type SubmitResult,
 } from '../../workflows/definitions';
 import { releaseLaneWorkflow } from '../../workflows/lane';
@@ -62,6 +65,17 @@ export class SubmitRefusedError extends Error {
     this.name = 'SubmitRefusedError';
   }
 }
+
+/** The lane refused a rollback: the target was never stable there (or is stable now); `allowed` lists what may be asked for. */
+export class RollbackRefusedError extends Error {
+  constructor(reason: string, readonly allowed: string[]) {
+    super(reason);
+    this.name = 'RollbackRefusedError';
+  }
+}
+
+/** Releases and rollbacks of promoted releases: both are changes to what runs, and both are listed and counted. */
+const CHANGE_WORKFLOWS = `(WorkflowType = 'releaseWorkflow' OR WorkflowType = 'rollbackWorkflow')`;
 
 export interface ReleaseSummary {
   releaseId: string;
@@ -121,6 +135,24 @@ export class ReleaseClient {
       signalArgs: [spec],
     });
     return { releaseId: releaseWorkflowId(spec.service, spec.environment, spec.version), disposition: 'accepted' };
+  }
+
+  /**
+   * Asks the service's lane to roll back to a version that was stable there (default: the one before
+   * the current). Answered with the rollback's id; refused (RollbackRefusedError) with the allowed
+   * versions when the target was never stable, or when the lane has never released anything.
+   */
+  async rollback(service: string, environment: string, request: RollbackRequest): Promise<RollbackAnswer> {
+    let answer: RollbackAnswer;
+    try {
+      answer = await this.client.workflow.getHandle(laneWorkflowId(service, environment)).executeUpdate(requestRollbackUpdate, { args: [request] });
+    } catch (error) {
+      if (error instanceof WorkflowNotFoundError) throw new RollbackRefusedError(`nothing was ever released for ${service} in ${environment}: nothing to roll back`, []);
+      if (error instanceof WorkflowUpdateFailedError) throw new SubmitRefusedError(error.cause?.message ?? error.message);
+      throw error;
+    }
+    if (answer.disposition === 'refused') throw new RollbackRefusedError(answer.reason ?? 'the lane refused the rollback', answer.allowed);
+    return answer;
   }
 
   async status(releaseId: string): Promise<ReleaseStatus> {
@@ -193,7 +225,7 @@ export class ReleaseClient {
   async dora(filter: { service?: string; environment?: string; days?: number; now?: Date } = {}): Promise<DoraFigures[]> {
     const to = filter.now ?? new Date();
     const from = new Date(to.getTime() - (filter.days ?? 30) * 86_400_000);
-    const clauses = [`WorkflowType = 'releaseWorkflow'`, `ExecutionStatus != 'Running'`, `CloseTime >= ${quote(from.toISOString())}`];
+    const clauses = [CHANGE_WORKFLOWS, `ExecutionStatus != 'Running'`, `CloseTime >= ${quote(from.toISOString())}`];
     if (filter.service) clauses.push(`RampartService = ${quote(filter.service)}`);
     if (filter.environment) clauses.push(`RampartEnvironment = ${quote(filter.environment)}`);
     const records: ReleaseRecord[] = [];
@@ -202,7 +234,7 @@ export class ReleaseClient {
   }
 
   async list(filter: ListFilter = {}): Promise<ReleaseSummary[]> {
-    const clauses = [`WorkflowType = 'releaseWorkflow'`];
+    const clauses = [CHANGE_WORKFLOWS];
     if (filter.service) clauses.push(`RampartService = ${quote(filter.service)}`);
     if (filter.environment) clauses.push(`RampartEnvironment = ${quote(filter.environment)}`);
     if (filter.status) clauses.push(`ExecutionStatus = ${quote(filter.status === 'running' ? 'Running' : filter.status)}`);
@@ -228,6 +260,7 @@ export function toRecord(info: WorkflowExecutionInfo): ReleaseRecord {
     commitTime: memo?.commitTime ?? null,
     timeToSafeMs: memo?.timeToSafeMs ?? null,
     drill: memo?.drill ?? false,
+    ...(memo?.rollback ? { rollback: true } : {}),
   };
 }
 

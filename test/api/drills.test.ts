@@ -314,6 +314,7 @@ describe('DORA figures and /metrics after a scripted set of releases', () => {
       list: (filter) => rig.releases.list(filter),
       lane: (s, e) => rig.releases.lane(s, e),
       applyAlerts: (s, e, batch) => rig.releases.applyAlerts(s, e, batch),
+      rollback: (s, e, request) => rig.releases.rollback(s, e, request),
       dora: async () => {
         calls += 1;
         throw new Error('visibility unavailable');

@@ -47,3 +47,34 @@ test('services and environments are figured apart; no releases means no rate', (
     ['b', 'production', 1, 0],
   ]);
 });
+
+test('a rollback of a promoted release is a failed change and a recovery, but not a deployment nor a lead time', () => {
+  const [figures] = computeDora(
+    [
+      record({}),
+      record({ version: 'bad', closeTime: '2026-11-06T00:00:00Z' }),
+      record({ version: 'abc1234', outcome: 'rolled-back-to', closeTime: '2026-11-06T01:00:00Z', commitTime: null, timeToSafeMs: 6_000 }),
+      record({ outcome: 'rolled-back', timeToSafeMs: 2_000 }),
+    ],
+    window,
+  );
+  assert.equal(figures!.deployments, 2);
+  assert.equal(figures!.leadTimeForChanges?.count, 2);
+  assert.equal(figures!.failedDeployments, 2);
+  // The promotion the rollback undid is among the deployments already: 2 failures over 3 changes.
+  assert.equal(figures!.changeFailureRate, 2 / 3);
+  assert.deepEqual(figures!.failedDeploymentRecoveryTime, { count: 2, medianSeconds: 4, meanSeconds: 4 });
+});
+
+test('a rollback that failed (and undid itself) or was superseded changed nothing: no failure, no recovery', () => {
+  const [figures] = computeDora([record({}), record({ outcome: 'rolled-back', rollback: true, timeToSafeMs: 1_000 }), record({ outcome: 'superseded', rollback: true })], window);
+  assert.equal(figures!.failedDeployments, 0);
+  assert.equal(figures!.changeFailureRate, 0);
+  assert.equal(figures!.failedDeploymentRecoveryTime, null);
+});
+
+test('a window holding a rollback but not the promotion it undid still rates at most 1', () => {
+  const [figures] = computeDora([record({ outcome: 'rolled-back-to', timeToSafeMs: 1_000 })], window);
+  assert.equal(figures!.deployments, 0);
+  assert.equal(figures!.changeFailureRate, 1);
+});

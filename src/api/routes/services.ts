@@ -86,7 +86,7 @@ export const serviceRoutes: FastifyPluginAsyncZod<{ ctx: ApiContext }> = async (
       config: viewer,
       schema: {
         tags: ['services'],
-        summary: "The lane of a service in an environment: the release in flight, the one queued behind it, recent versions.",
+        summary: "The lane of a service in an environment: the release in flight, the one queued behind it, recent versions, versions that were stable.",
         security: [{ bearer: [] }],
         params: z.object({ service: nameSchema, environment: nameSchema }).strict(),
         response: {
@@ -96,6 +96,7 @@ export const serviceRoutes: FastifyPluginAsyncZod<{ ctx: ApiContext }> = async (
             current: laneRecordSchema.nullable(),
             pending: laneRecordSchema.nullable(),
             recent: z.array(laneRecordSchema),
+            stable: z.array(laneRecordSchema).describe('Versions that were stable, oldest first: what a rollback may return to.'),
           }),
           404: problemSchema,
           ...errorResponses,

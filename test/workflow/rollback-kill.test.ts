@@ -1,0 +1,108 @@
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { Client, Connection } from '@temporalio/client';
+import { PROJECT_ROOT } from '../../src/paths';
+import { SimulatedFleet } from '../../src/providers/simulated/fleet';
+import { validateReleaseSpec } from '../../src/spec/parse';
+import type { ReleaseSpec } from '../../src/spec/release-spec';
+import type { DevServer } from '../../src/temporal/dev-server';
+import { ReleaseClient } from '../../src/temporal/releases';
+import { sha, startTestServer, uniqueService, waitFor, workerProcessEnv } from '../helpers/temporal';
+
+let server: DevServer;
+let connection: Connection;
+let client: Client;
+let releases: ReleaseClient;
+let dataDir: string;
+const workers: ChildProcess[] = [];
+
+/** A worker in its own process, as in production, so it can be killed for real. */
+function startWorkerProcess(): ChildProcess {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'workers/main.ts'], {
+    cwd: PROJECT_ROOT,
+    env: workerProcessEnv(server.address, dataDir),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  child.stdout!.resume();
+  child.stderr!.resume();
+  workers.push(child);
+  return child;
+}
+
+/** Straight to 100%, nothing judged; every fleet call takes a second, so a rollback runs long enough to be hit. */
+function slowSpec(service: string, version: string): ReleaseSpec {
+  return validateReleaseSpec({
+    service,
+    version,
+    requestedBy: 'kill-test',
+    target: { type: 'simulated', latencyMs: 1_000 },
+    strategy: { steps: [{ name: 'full', phase: 'full', weight: 100, analysis: false }] },
+  });
+}
+
+before(async () => {
+  dataDir = mkdtempSync(join(tmpdir(), 'rampart-rollback-kill-'));
+  server = await startTestServer();
+  connection = await Connection.connect({ address: server.address });
+  client = new Client({ connection });
+  releases = new ReleaseClient(client);
+});
+
+after(async () => {
+  for (const worker of workers) if (worker.exitCode === null) worker.kill('SIGKILL');
+  await connection?.close();
+  await server?.stop();
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+test('a worker SIGKILLed mid-rollback leaves all traffic on v1, and the rollback finishes on another worker', async () => {
+  const service = uniqueService('rb-kill');
+  const [v1, v2] = [sha(`${service}-1`), sha(`${service}-2`)];
+  const first = startWorkerProcess();
+  for (const version of [v1, v2]) {
+    const { releaseId } = await releases.submit(slowSpec(service, version));
+    assert.equal((await releases.result(releaseId)).outcome?.result, 'promoted');
+  }
+  await waitFor('the lane to know v2 stable', async () => (await releases.lane(service, 'production'))?.stable.at(-1)?.version === v2, 30_000);
+
+  const answer = await releases.rollback(service, 'production', { actor: 'olga', reason: 'v2 is bad' });
+  // Kill while v1 replaces v2 in the stable slot: all traffic is on v1 in the canary slot by then.
+  const handle = client.workflow.getHandle(answer.releaseId!);
+  await waitFor('promoteStable running on the first worker', async () => {
+    const pending = (await handle.describe()).raw.pendingActivities ?? [];
+    return pending.some((a) => a.activityType?.name === 'promoteStable' && a.lastStartedTime);
+  }, 60_000, 20);
+  first.kill('SIGKILL');
+  await new Promise((resolve) => first.once('exit', resolve));
+
+  startWorkerProcess();
+  const result = await releases.result(answer.releaseId!);
+  assert.equal(result.outcome?.result, 'rolled-back-to');
+
+  const fleet = new SimulatedFleet({ stateDir: join(dataDir, 'simulated') }).reload(service)!;
+  assert.deepEqual(fleet.slots, { stable: v1, canary: null });
+  assert.deepEqual(fleet.routes, { canaryWeight: 0, internalAudience: null });
+  // From the moment v1 took all traffic, users only ever reached v1, across the kill.
+  const timeline = fleet.timeline ?? [];
+  // The last such moment: v1's own release went through the canary slot at 100% too.
+  const switched = timeline.length - 1 - [...timeline].reverse().findIndex((e) => e.canary === v1 && e.canaryWeight === 100);
+  assert.ok(switched < timeline.length, 'v1 took all traffic in the canary slot');
+  for (const entry of timeline.slice(switched)) {
+    const serving = entry.canaryWeight === 100 ? entry.canary : entry.canaryWeight === 0 ? entry.stable : `${entry.stable}+${entry.canary}`;
+    assert.equal(serving, v1, `at ${new Date(entry.at).toISOString()}: ${JSON.stringify(entry)}`);
+  }
+  // Where the kill landed: the promoteStable attempt lost with the worker was retried on the new one.
+  const history = await handle.fetchHistory();
+  const scheduled = new Map<string, string>();
+  for (const e of history.events ?? []) {
+    if (e.activityTaskScheduledEventAttributes) scheduled.set(String(e.eventId), e.activityTaskScheduledEventAttributes.activityType?.name ?? '');
+  }
+  const retried = (history.events ?? []).filter(
+    (e) => e.activityTaskStartedEventAttributes && (e.activityTaskStartedEventAttributes.attempt ?? 1) >= 2 && scheduled.get(String(e.activityTaskStartedEventAttributes.scheduledEventId)) === 'promoteStable',
+  );
+  assert.equal(retried.length, 1, 'promoteStable was retried once');
+});
