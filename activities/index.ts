@@ -147,7 +147,10 @@ export function createActivities({ providers, outbound = new OutboundAllowlist()
      */
     async measure(ref: ReleaseRef, request: MeasureRequest): Promise<AnalysisEvidence> {
       const { metrics, router } = providersFor(ref);
-      const windowSeconds = Math.max(1, Math.ceil((Date.now() - request.since) / 1000));
+      // Whole seconds since the step moved traffic, rounded down: a window reaching back before the move
+      // would mix in what the slot served before (another step, or the previous release's canary).
+      const windowSeconds = Math.floor((Date.now() - request.since) / 1000);
+      if (windowSeconds < 1) return { checks: request.checks.map((check) => ({ check: check.name, canary: null, stable: null })), windowSeconds: 0, canaryDown: null };
       const window = formatPromDuration(windowSeconds * 1000);
       const checks = await Promise.all(
         request.checks.map(async (check): Promise<CheckEvidence> => {

@@ -9,6 +9,7 @@ import {
   histogramQuantile,
   histogramTotal,
   MIXING_SCALES,
+  varianceRate,
   rate,
   rateInterval,
   samplesToResolve,
@@ -141,8 +142,10 @@ function combine(check: string, tests: Test[], canary: Counts, stable: Counts | 
   if (failed) return { ...base, outcome: 'fail', message: `${describe(failed.test)} (${pct(options.confidence)} confidence)` };
   if (!open) return { ...base, outcome: 'pass', message: decided.map((d) => describe(d.test)).join('; ') };
   const distance = Math.max(Math.abs(open.test.limit - open.test.interval.estimate), 0.002);
-  const p = Math.max(rate(canary), stable ? rate(stable) : 0);
-  const needed = samplesToResolve(p, distance, 1 - options.passConfidence, TAU, open.test.twoSample === true);
+  // The smoothed rate, as the interval uses: with no events yet, a raw 0 would promise a decision in a handful more.
+  const p = Math.max(varianceRate(canary), stable ? varianceRate(stable) : 0);
+  // More than the evidence in hand, which did not decide.
+  const needed = Math.max(canary.total + 1, samplesToResolve(p, distance, 1 - options.passConfidence, TAU, open.test.twoSample === true));
   return { ...base, outcome: 'inconclusive', message: `not enough evidence yet: ${describe(open.test)}; about ${needed} canary requests needed to tell`, samplesNeeded: needed };
 }
 

@@ -226,7 +226,10 @@ describe('the release dashboard', { skip }, () => {
 
     // A narrow window: the page reflows rather than scrolling sideways.
     await page.setViewportSize({ width: 380, height: 800 });
-    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+    // Charts resize on their own observer after the viewport changes: poll for the reflow with a deadline.
+    const overflowOf = () => page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+    await page.waitForFunction(() => document.documentElement.scrollWidth - document.documentElement.clientWidth <= 1, undefined, { timeout: 10_000 }).catch(() => undefined);
+    const overflow = await overflowOf();
     assert.ok(overflow <= 1, `the page is ${overflow}px wider than a narrow window`);
     await page.context().close();
   });

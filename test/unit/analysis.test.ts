@@ -112,7 +112,7 @@ describe('latency against stable (default: p95 within 1.25x)', () => {
     ['as fast as stable passes', latency(histogram(latencies(5_000, 0.02)), stable), 'pass', /canary p95 \d+ ms: [\d.]+% of 5000 canary requests slower than \d+ ms \(1.25x stable's p95 of \d+ ms; at most 5% allowed\)/],
     ['twice as slow as stable fails', latency(histogram(latencies(2_000, 0.04)), stable), 'fail', /canary p95 \d+ ms: .* \(99% confidence\)$/],
     ['five times as slow fails on three hundred requests', latency(histogram(latencies(300, 0.1)), stable), 'fail', /slower than/],
-    ['a handful of requests is insufficient traffic', latency(histogram(latencies(20, 0.02)), stable), 'inconclusive', /^insufficient traffic: 20 canary requests; about \d+ needed to judge the p95 at 95%$/],
+    ['a handful of requests is insufficient traffic', latency(histogram(latencies(12, 0.02)), stable), 'inconclusive', /^insufficient traffic: 12 canary requests; about \d+ needed to judge the p95 at 95%$/],
     ['no canary latency data is inconclusive', latency(null, stable), 'inconclusive', /no latency data for the canary/],
     ['an empty canary histogram is inconclusive', latency(histogram(latencies(0, 0.02)), stable), 'inconclusive', /no latency data for the canary/],
     ['no stable latency data is inconclusive', latency(histogram(latencies(5_000, 0.02)), null), 'inconclusive', /no latency data for stable to compare against/],

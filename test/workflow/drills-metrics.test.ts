@@ -100,13 +100,15 @@ describe('drills, deployment metrics and DORA on a real Temporal dev server', ()
     const faulty = sha('dora-faulty');
     const scripted = [
       { version: sha('dora-1'), commit: commitTimes[0]! },
-      { version: faulty, commit: '2026-11-04T10:00:00.000Z' },
+      // Commits in order: an older commit after a newer one would be refused as stale.
+      { version: faulty, commit: '2026-11-01T12:00:00.000Z' },
       { version: sha('dora-2'), commit: commitTimes[1]! },
       { version: sha('dora-3'), commit: commitTimes[2]! },
     ];
     const finished = [];
     for (const { version, commit } of scripted) {
-      const base = fastSpec(service, version, { health: { [faulty]: { errorRate: 0.2 } }, load: { maxErrorRate: 1 } });
+      // The synthetic comparison is switched off so the faulty build meets user traffic and the analysis (with a bake to judge in) catches it.
+      const base = fastSpec(service, version, { health: { [faulty]: { errorRate: 0.2 } }, load: { maxIncreaseOverStable: 1 }, bake: { 'canary-internal': '2s' }, analysis: { interval: '500ms' } });
       const spec = validateReleaseSpec({ ...base, commit: { sha: version.slice(0, 12), time: commit } });
       const { releaseId } = await rig.releases.submit(spec);
       finished.push(await rig.releases.result(releaseId));
