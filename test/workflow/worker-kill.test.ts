@@ -79,17 +79,24 @@ test('a worker killed with SIGKILL mid-release is replaced and the release finis
 test('a worker SIGKILLed during a rollback is replaced and traffic is back on stable within 30 s', async () => {
   const service = uniqueService('kill-undo');
   const version = sha('faulty-undo');
+  // Only the worker this test kills may run the undo: stop the ones earlier tests left polling.
+  for (const worker of workers.filter((w) => w.exitCode === null && w.signalCode === null)) {
+    worker.kill('SIGKILL');
+    await new Promise((resolve) => worker.once('exit', resolve));
+  }
   const first = startWorkerProcess();
-  // Every fleet call takes 1.5 s, so an undo is in flight for a while: the kill lands inside one.
+  // Every fleet call takes 2 s, so an undo is in flight for a while: the kill lands inside one.
   const health = { [version]: { errorRate: 0.3 } };
-  const spec = fastSpec(service, version, { health, providerLatencyMs: 1_500, bake: { 'canary-internal': '30s' }, load: { maxIncreaseOverStable: 1 }, analysis: { interval: '1s' } });
+  const spec = fastSpec(service, version, { health, providerLatencyMs: 2_000, bake: { 'canary-internal': '30s' }, load: { maxIncreaseOverStable: 1 }, analysis: { interval: '1s' } });
   const { releaseId } = await releases.submit(spec);
   // Kill while an undo is running on the first worker: the server lists it as a started pending activity.
   const handle = new Client({ connection }).workflow.getHandle(releaseId);
   const running = await waitFor('an undo running on the first worker', async () => {
     const description = await handle.describe();
     const pending = description.raw.pendingActivities ?? [];
-    return pending.find((a) => ['resetRoutes', 'stopCanary'].includes(a.activityType?.name ?? '') && String(a.state) !== '1' && a.lastStartedTime)?.activityType?.name;
+    // Started less than a second ago by the worker's clock: well inside its 2 s call, not about to complete.
+    const started = (a: (typeof pending)[number]) => Number(a.lastStartedTime?.seconds ?? 0) * 1_000 + Math.round((a.lastStartedTime?.nanos ?? 0) / 1e6);
+    return pending.find((a) => ['resetRoutes', 'stopCanary'].includes(a.activityType?.name ?? '') && String(a.state) !== '1' && a.lastStartedTime && Date.now() - started(a) < 1_000)?.activityType?.name;
   }, 120_000, 20);
   first.kill('SIGKILL');
   await new Promise((resolve) => first.once('exit', resolve));
