@@ -19,7 +19,8 @@ import {
 import type { ReleaseActivities, ReleaseRef } from '../activities';
 import { explainRun, judgeEvidence, judgeSyntheticLoad, type AnalysisRun } from '../src/engine/analysis';
 import { afterLook, afterResume, afterRoutesReapplied, afterWait, nextBakeAction, planBake, startBake, type BakeState } from '../src/engine/bake';
-import { compensationOrder, describeUndo, EMPTY_SAGA, pointOfNoReturn, register, type SagaState, type Undo } from '../src/engine/saga';
+import { describeUndo, EMPTY_SAGA, pointOfNoReturn, register, type SagaState, type Undo } from '../src/engine/saga';
+import { unwind } from './compensation';
 import type { RampartSinks, ReleaseEvent, ReleaseMemo, RollbackReason } from '../src/engine/events';
 import { INITIAL_LIFECYCLE, observableState, reduce, type Lifecycle, type LifecycleInput } from '../src/engine/lifecycle';
 import {
@@ -501,16 +502,7 @@ export async function releaseWorkflow({ releaseId, spec, carried }: ReleaseWorkf
     feed({ kind: 'rolling-back' });
     status.activity = 'rolling-back';
     record('rollback-started');
-    const failures: string[] = [];
-    for (const next of compensationOrder(saga)) {
-      try {
-        await runUndo(next);
-        record('undo', { reason: describeUndo(next) });
-      } catch (error) {
-        failures.push(`${describeUndo(next)}: ${(error as Error).message}`);
-        record('undo-failed', { reason: `${describeUndo(next)}: ${(error as Error).message}` });
-      }
-    }
+    const failures = await unwind(saga, runUndo, (event, reason) => record(event, { reason }));
     saga = EMPTY_SAGA;
     return failures;
   }

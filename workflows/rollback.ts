@@ -13,7 +13,8 @@ import {
 import type { ReleaseActivities, ReleaseRef } from '../activities';
 import type { RampartSinks, ReleaseEvent, ReleaseMemo } from '../src/engine/events';
 import type { Outcome, ReleaseStatus } from '../src/engine/release-state';
-import { compensationOrder, describeUndo, EMPTY_SAGA, pointOfNoReturn, register, type SagaState, type Undo } from '../src/engine/saga';
+import { describeUndo, EMPTY_SAGA, pointOfNoReturn, register, type SagaState, type Undo } from '../src/engine/saga';
+import { unwind } from './compensation';
 import { laneWorkflowId, outcomeKey, phaseKey, releaseFinishedSignal, statusQuery, supersedeSignal, type RollbackWorkflowInput } from './definitions';
 
 // The target is known-good: every forward attempt is short and retried a few times, so a rollback
@@ -120,16 +121,7 @@ export async function rollbackWorkflow(input: RollbackWorkflowInput): Promise<Re
     status.state = 'rolling-back';
     status.activity = 'rolling-back';
     record('rollback-started');
-    const failures: string[] = [];
-    for (const next of compensationOrder(saga)) {
-      try {
-        await runUndo(next);
-        record('undo', { reason: describeUndo(next) });
-      } catch (error) {
-        failures.push(`${describeUndo(next)}: ${(error as Error).message}`);
-        record('undo-failed', { reason: `${describeUndo(next)}: ${(error as Error).message}` });
-      }
-    }
+    const failures = await unwind(saga, runUndo, (event, reason) => record(event, { reason }));
     saga = EMPTY_SAGA;
     return failures;
   }
