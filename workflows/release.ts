@@ -20,7 +20,7 @@ import type { ReleaseActivities, ReleaseRef } from '../activities';
 import { explainRun, judgeEvidence, judgeSyntheticLoad, type AnalysisRun } from '../src/engine/analysis';
 import { afterLook, afterResume, afterRoutesReapplied, afterWait, nextBakeAction, planBake, startBake, type BakeState } from '../src/engine/bake';
 import { describeUndo, EMPTY_SAGA, pointOfNoReturn, register, type SagaState, type Undo } from '../src/engine/saga';
-import { unwind } from './compensation';
+import { runUndoActivity, unwind } from './compensation';
 import type { RampartSinks, ReleaseEvent, ReleaseMemo, RollbackReason } from '../src/engine/events';
 import { INITIAL_LIFECYCLE, observableState, reduce, type Lifecycle, type LifecycleInput } from '../src/engine/lifecycle';
 import {
@@ -252,20 +252,11 @@ export async function releaseWorkflow({ releaseId, spec, carried }: ReleaseWorkf
     status.compensation = saga.undos.map(describeUndo);
   }
 
-  async function runUndo(next: Undo): Promise<void> {
-    switch (next.kind) {
-      case 'stop-canary':
-        await undo.stopCanary(ref);
-        return;
-      case 'reset-routes':
-        status.routes = await undo.resetRoutes(ref);
-        emit({ type: 'routes', ...where, canaryWeight: status.routes.canaryWeight });
-        return;
-      case 'restore-stable':
-        await undoDeployment.restoreStable(ref, next.version);
-        return;
-    }
-  }
+  const runUndo = (next: Undo) =>
+    runUndoActivity(next, ref, { undo, undoDeployment }, (routes) => {
+      status.routes = routes;
+      emit({ type: 'routes', ...where, canaryWeight: routes.canaryWeight });
+    });
 
   async function moveTraffic(routes: RoutesView): Promise<void> {
     // Registered before the move: a weight change that half-happened must still be undone.

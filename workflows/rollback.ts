@@ -14,7 +14,7 @@ import type { ReleaseActivities, ReleaseRef } from '../activities';
 import type { RampartSinks, ReleaseEvent, ReleaseMemo } from '../src/engine/events';
 import type { Outcome, ReleaseStatus } from '../src/engine/release-state';
 import { describeUndo, EMPTY_SAGA, pointOfNoReturn, register, type SagaState, type Undo } from '../src/engine/saga';
-import { unwind } from './compensation';
+import { runUndoActivity, unwind } from './compensation';
 import { laneWorkflowId, outcomeKey, phaseKey, releaseFinishedSignal, statusQuery, supersedeSignal, type RollbackWorkflowInput } from './definitions';
 
 // The target is known-good: every forward attempt is short and retried a few times, so a rollback
@@ -102,20 +102,11 @@ export async function rollbackWorkflow(input: RollbackWorkflowInput): Promise<Re
     record('superseded', { actor: 'rampart', reason: stop.reason });
   });
 
-  async function runUndo(next: Undo): Promise<void> {
-    switch (next.kind) {
-      case 'stop-canary':
-        await undo.stopCanary(ref);
-        return;
-      case 'reset-routes':
-        status.routes = await undo.resetRoutes(ref);
-        emit({ type: 'routes', ...where, canaryWeight: status.routes.canaryWeight });
-        return;
-      case 'restore-stable':
-        await undoDeployment.restoreStable(ref, next.version);
-        return;
-    }
-  }
+  const runUndo = (next: Undo) =>
+    runUndoActivity(next, ref, { undo, undoDeployment }, (routes) => {
+      status.routes = routes;
+      emit({ type: 'routes', ...where, canaryWeight: routes.canaryWeight });
+    });
 
   async function compensate(): Promise<string[]> {
     status.state = 'rolling-back';

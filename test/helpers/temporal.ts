@@ -1,6 +1,8 @@
+import { spawn, type ChildProcess } from 'node:child_process';
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { projectPath } from '../../src/config';
+import { PROJECT_ROOT } from '../../src/paths';
 import { resolveTemporalCli } from '../../src/temporal/cli';
 import { startDevServer, type DevServer } from '../../src/temporal/dev-server';
 import { ReleaseClient } from '../../src/temporal/releases';
@@ -81,6 +83,18 @@ export async function waitFor<T>(what: string, probe: () => Promise<T | undefine
     await new Promise((r) => setTimeout(r, everyMs));
   }
   throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+}
+
+/** A worker in its own process, as in production, so a test can kill it for real; its output is drained. */
+export function spawnWorkerProcess(address: string, dataDir: string): ChildProcess {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'workers/main.ts'], {
+    cwd: PROJECT_ROOT,
+    env: workerProcessEnv(address, dataDir),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  child.stdout!.resume();
+  child.stderr!.resume();
+  return child;
 }
 
 /** Environment of a stand-alone worker process in tests: no fixed metrics ports, so several can run at once. */

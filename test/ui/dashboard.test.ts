@@ -9,7 +9,7 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { buildApp } from '../../src/api/app';
 import { listen } from '../../src/api/server';
 import { DrillClient } from '../../src/temporal/drills';
-import { sha, startRig, uniqueService, type TestRig } from '../helpers/temporal';
+import { sha, startRig, uniqueService, waitFor, type TestRig } from '../helpers/temporal';
 import { call, heldSpec, releaseUrl, TEST_SETTINGS, TOKENS } from '../api/helpers';
 
 // The functions given to page.evaluate run in the browser; these are the few of its globals they use.
@@ -23,17 +23,6 @@ const skip = existsSync(CHROMIUM) ? false : `no ${CHROMIUM}: install Debian's ch
 let rig: TestRig;
 let api: { url: string; close(): Promise<void> };
 let browser: Browser;
-
-/** Polls a condition until it holds or the deadline passes. */
-async function eventually<T>(what: string, probe: () => Promise<T | null | undefined | false>, ms = 30_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-}
 
 async function status(releaseId: string): Promise<Record<string, unknown> & { state: string; pause: { actor: string; reason: string } | null }> {
   const answer = await call<never>(api.url, 'GET', releaseUrl(releaseId), { token: TOKENS.viewer.token });
@@ -120,9 +109,9 @@ describe('the release dashboard', { skip }, () => {
 
     await row.getByRole('link').click();
     await page.getByTestId('weight-chart').locator('canvas').waitFor();
-    await eventually('analysis runs on the page', async () => (await page.getByTestId('analysis-run').count()) > 0);
+    await waitFor('analysis runs on the page', async () => (await page.getByTestId('analysis-run').count()) > 0, 30_000, 200);
     await page.getByTestId('timeline').locator('[aria-current="step"]').filter({ hasText: 'canary' }).waitFor();
-    await eventually('the weight at 10%', async () => (await page.locator('.facts').textContent())?.includes('10%'));
+    await waitFor('the weight at 10%', async () => (await page.locator('.facts').textContent())?.includes('10%'), 30_000, 200);
 
     await page.getByRole('button', { name: 'Pause' }).click();
     await page.getByLabel(/Reason for pause/).fill('looking at the latency graph');
@@ -206,7 +195,7 @@ describe('the release dashboard', { skip }, () => {
     });
     assert.equal(drill.status, 201, JSON.stringify(drill.body));
     assert.equal((await call(api.url, 'POST', `/v1/drills/${drilled}/production/trigger`, { token: TOKENS.operator.token })).status, 202);
-    await eventually('the release promoted', async () => (await status(promoted)).state === 'promoted', 60_000);
+    await waitFor('the release promoted', async () => (await status(promoted)).state === 'promoted', 60_000, 200);
 
     const page = await signIn(TOKENS.operator.token);
     await page.getByRole('link', { name: 'Services' }).click();

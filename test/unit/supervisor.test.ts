@@ -5,8 +5,8 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { PROJECT_ROOT } from '../../src/paths';
+import { waitFor } from '../helpers/temporal';
 import { withFileLock } from '../../src/process/lock';
 import { isRunning, readRecord, spawnDetached, stopGroup, writeRecord, type ProcessRecord } from '../../src/process/supervisor';
 
@@ -37,16 +37,6 @@ function alive(pid: number): boolean {
   return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
 }
 
-async function waitFor<T>(what: string, probe: () => T | Promise<T>, timeoutMs = 10_000): Promise<NonNullable<T>> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(25);
-  }
-}
-
 async function shell(name: string, script: string): Promise<ProcessRecord> {
   const spawned = await spawnDetached({ command: ['sh', '-c', script], cwd: dir, env: { PATH: process.env.PATH }, logFile: path.join(dir, `${name}.log`) });
   started.push(spawned.record);
@@ -72,7 +62,7 @@ test('a group stop ends the grandchildren a process spawned, not just the proces
 test('a group that ignores SIGTERM is killed once the grace time is over', async () => {
   // An ignored signal stays ignored across fork and exec, so the sleep ignores SIGTERM too.
   const record = await shell('stubborn', "trap '' TERM; sleep 300 & wait");
-  await waitFor('the shell to start its sleep', () => childrenOf(record.pid).length > 0);
+  await waitFor('the shell to start its sleep', async () => childrenOf(record.pid).length > 0, 10_000, 25);
   const graceMs = 500;
   const stopStarted = Date.now();
 
@@ -94,7 +84,7 @@ test('a record whose pid now belongs to another process is not running, and its 
   assert.ok(alive(record.pid), 'the process now holding the pid was not signalled');
 
   // A bare pid file knows no start time: the executable must still match (once the shell has become the sleep).
-  await waitFor('the shell to exec sleep', () => readFileSync(`/proc/${record.pid}/cmdline`, 'utf8').startsWith('sleep'));
+  await waitFor('the shell to exec sleep', async () => readFileSync(`/proc/${record.pid}/cmdline`, 'utf8').startsWith('sleep'), 10_000, 25);
   assert.equal(isRunning({ pid: record.pid, processStart: null, command: ['/usr/sbin/haproxy'] }), false);
   assert.equal(isRunning({ pid: record.pid, processStart: null, command: ['/bin/sleep'] }), true);
 
@@ -124,9 +114,9 @@ test('a lock whose holder died is taken over', async () => {
   const lockFile = path.join(dir, 'slot.json');
   // The interval keeps the holder's event loop alive: an idle process would exit and remove its lock on the way out.
   const holder = locker(`setInterval(() => {}, 1000); withFileLock(${JSON.stringify(lockFile)}, () => { console.log('locked'); return new Promise(() => {}); }, { staleMs: 2000 });`);
-  await waitFor('the other process to hold the lock', () => holder.lines.includes('locked'));
+  await waitFor('the other process to hold the lock', async () => holder.lines.includes('locked'), 10_000, 25);
   holder.child.kill('SIGKILL');
-  await waitFor('the holder to die', () => holder.child.exitCode !== null || holder.child.signalCode !== null);
+  await waitFor('the holder to die', async () => holder.child.exitCode !== null || holder.child.signalCode !== null, 10_000, 25);
   assert.ok(existsSync(`${lockFile}.lock`), 'the dead holder left its lock behind');
 
   const takenAt = await withFileLock(lockFile, async () => Date.now(), { staleMs: 2_000, timeoutMs: 15_000 });
@@ -157,9 +147,9 @@ test('two processes locking the same file take turns', async () => {
       console.log('finished');
     })();`;
   const lockersStarted = [locker(body('a')), locker(body('b'))];
-  await waitFor('both lockers to be ready', () => lockersStarted.every(({ lines }) => lines.includes('ready')));
+  await waitFor('both lockers to be ready', async () => lockersStarted.every(({ lines }) => lines.includes('ready')), 10_000, 25);
   await writeFile(go, '');
-  await waitFor('both lockers to finish', () => lockersStarted.every(({ lines }) => lines.includes('finished')), 30_000);
+  await waitFor('both lockers to finish', async () => lockersStarted.every(({ lines }) => lines.includes('finished')), 30_000, 25);
 
   const entries = (await readFile(journal, 'utf8')).trim().split('\n');
   assert.equal(entries.length, 12);

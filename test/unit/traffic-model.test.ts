@@ -15,6 +15,7 @@ import {
   type TrafficSetting,
 } from '../../src/providers/simulated/traffic';
 import { loadTestSchema, simulatedTargetSchema } from '../../src/spec/release-spec';
+import { waitFor } from '../helpers/temporal';
 
 const healthy = (errorRate: number, latencyMs = 40) => ({ errorRate, latencyMs, crashesAt: null });
 
@@ -205,7 +206,8 @@ describe('simulated fleet', () => {
     const { fleet, router } = await rig('looks');
     await router.setRoutes('looks', { canaryWeight: 50, internalAudience: null });
     const routedAt = Date.now();
-    while (Date.now() < routedAt + 1_200) await sleep(50);
+    // The model draws traffic for wall-clock time: wait (with a deadline) until 1.2 s under the new routes have passed.
+    await waitFor('1.2 s under the new routes', async () => Date.now() >= routedAt + 1_200, 5_000, 50);
     // Across the route change: before it stable took everything, after it half went to the canary.
     const start = Math.floor(routedAt / 100) * 100 - 900;
     const end = Math.floor(Date.now() / 100) * 100;
@@ -254,7 +256,7 @@ describe('simulated fleet', () => {
     }
     assert.match(down ?? '', /DOWN: connection refused/);
     assert.ok(Date.now() >= routedAt + 300);
-    while (Date.now() < routedAt + 1_400) await sleep(50);
+    await waitFor('the window after the crash to lie in the past', async () => Date.now() >= routedAt + 1_400, 5_000, 50);
     const after = fleet.traffic('crash', target, Math.ceil((routedAt + 300) / 100) * 100, routedAt + 1_300);
     assert.equal(after.canary.answered, 0);
     assert.ok(after.canary.refused > 0);

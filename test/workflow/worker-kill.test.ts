@@ -1,16 +1,15 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { Client, Connection } from '@temporalio/client';
-import { PROJECT_ROOT } from '../../src/paths';
 import { SimulatedFleet } from '../../src/providers/simulated/fleet';
 import type { DevServer } from '../../src/temporal/dev-server';
 import { ReleaseClient } from '../../src/temporal/releases';
 import { fastSpec, STABLE } from '../helpers/specs';
-import { sha, startTestServer, uniqueService, waitFor, workerProcessEnv } from '../helpers/temporal';
+import { sha, startTestServer, uniqueService, waitFor, spawnWorkerProcess } from '../helpers/temporal';
 
 let server: DevServer;
 let connection: Connection;
@@ -18,15 +17,8 @@ let releases: ReleaseClient;
 let dataDir: string;
 const workers: ChildProcess[] = [];
 
-/** A worker in its own process, as in production, so it can be killed for real. */
 function startWorkerProcess(): ChildProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'workers/main.ts'], {
-    cwd: PROJECT_ROOT,
-    env: workerProcessEnv(server.address, dataDir),
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  child.stdout!.resume();
-  child.stderr!.resume();
+  const child = spawnWorkerProcess(server.address, dataDir);
   workers.push(child);
   return child;
 }
