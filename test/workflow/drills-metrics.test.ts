@@ -64,7 +64,11 @@ describe('drills, deployment metrics and DORA on a real Temporal dev server', ()
     assert.ok(result!.timeToDetectMs !== null && result!.timeToDetectMs > 0, 'time to detect measured');
     assert.ok(result!.timeToSafeMs !== null && result!.timeToSafeMs >= result!.timeToDetectMs!, 'time to safe measured');
     assert.ok(result!.timeToSafeMs! < 120_000);
-    const fleet = rig.worker.fleet.service(service);
+    // The schedule fires every 3 s: a later drill may be in flight until it too rolls back, so poll for the settled fleet.
+    const fleet = await waitFor('traffic back on stable and the drill build stopped', async () => {
+      const now = rig.worker.fleet.service(service);
+      return now.routes.canaryWeight === 0 && now.routes.internalAudience === null && now.slots.canary === null ? now : null;
+    }, 60_000, 200);
     assert.deepEqual(fleet.routes, { canaryWeight: 0, internalAudience: null }, 'traffic back on stable');
     assert.equal(fleet.slots.canary, null, 'the drill build is stopped');
     const described = await drills.describe(created.scheduleId);
