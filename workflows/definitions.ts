@@ -17,7 +17,8 @@ export const promoteSignal = defineSignal<[ReleaseCommand]>('promote');
 export const abortSignal = defineSignal<[ReleaseCommand]>('abort');
 export const approveSignal = defineSignal<[ReleaseCommand]>('approve');
 /** Sent by the service's lane when a newer version arrives: roll back cleanly and end as superseded. */
-export const supersedeSignal = defineSignal<[{ byVersion: string; byRelease: string }]>('supersede');
+/** `rollback`: the newer entry is a rollback to `byVersion`; a release in its warm window holding that version switches traffic back to it. */
+export const supersedeSignal = defineSignal<[{ byVersion: string; byRelease: string; rollback?: boolean }]>('supersede');
 
 /** The same commands as updates: validated first (a command that makes no sense is rejected with the reason), answered with the status after. */
 export const pauseUpdate = defineUpdate<ReleaseStatus, [ReleaseCommand]>('pauseRelease');
@@ -79,6 +80,8 @@ export interface CarriedRelease extends LaneRecord {
   outcome?: Outcome;
   /** How it deploys: a promotion records it with the version, for a later rollback to that version. */
   target?: TargetSpec;
+  /** It reached 100% and keeps the previous version warm until `until` (releaseWarmSignal). */
+  warm?: { version: string; until: string };
 }
 
 /** Queued behind the release in flight: a release, or a rollback to a known-good version. */
@@ -172,6 +175,8 @@ export interface LaneStatus {
   firingAlerts: string[];
   /** How many times the lane has continued as new. */
   generation: number;
+  /** The release in flight is promoted and keeps the previous version warm: a rollback to it before `until` is a route switch. */
+  warm?: { releaseId: string; version: string; until: string } | null;
 }
 
 export const submitReleaseUpdate = defineUpdate<SubmitResult, [ReleaseSpec]>('submitRelease');
@@ -187,6 +192,11 @@ export const requestRollbackUpdate = defineUpdate<RollbackAnswer, [RollbackReque
  * this tells it that the next one may start.
  */
 export const releaseFinishedSignal = defineSignal<[{ releaseId: string; outcome: Outcome }]>('releaseFinished');
+/**
+ * A release reached 100% and keeps the previous version warm until `until`: for the lane it is the
+ * stable version from now on (a rollback returns to `previous`), though the release is still in flight.
+ */
+export const releaseWarmSignal = defineSignal<[{ releaseId: string; version: string; previous: string; until: string }]>('releaseWarm');
 
 /** An Alertmanager alert as the API hands it to the lane of the service and environment it names. */
 export interface AlertNotice {

@@ -29,6 +29,7 @@ import {
   laneStatusQuery,
   pauseSignal,
   releaseFinishedSignal,
+  releaseWarmSignal,
   releaseWorkflowId,
   requestRollbackUpdate,
   resumeSignal,
@@ -152,6 +153,7 @@ export async function releaseLaneWorkflow(input: LaneInput): Promise<void> {
     newest: lane.newest,
     firingAlerts: alerts.firingFor(service, environment, ''),
     generation,
+    warm: lane.current?.warm && !lane.current.done ? { releaseId: lane.current.releaseId, ...lane.current.warm } : null,
   }));
 
   /** Waits for the loop to answer; the loop never waits for handlers before it has answered all they wait for, so this cannot deadlock. */
@@ -221,6 +223,17 @@ export async function releaseLaneWorkflow(input: LaneInput): Promise<void> {
     if (lane.current?.releaseId !== releaseId) return;
     lane.current.done = true;
     lane.current.outcome ??= outcome;
+  });
+
+  // A promoted release keeping the previous version warm: its version is the stable one from now on,
+  // so a rollback returns to the warm one (and the release, superseded by it, switches traffic back).
+  setHandler(releaseWarmSignal, ({ releaseId, version, previous, until }) => {
+    const current = lane.current;
+    if (current?.releaseId !== releaseId || current.version !== version || !current.target) return;
+    current.warm = { version: previous, until };
+    if (stable.at(-1)?.version === version) return;
+    stable.push({ ...plain(current), target: current.target });
+    if (stable.length > STABLE_KEPT) stable.shift();
   });
 
   function remember(record: LaneRecord): void {
@@ -399,7 +412,7 @@ export async function releaseLaneWorkflow(input: LaneInput): Promise<void> {
   async function supersede(inFlight: InFlight, next: PendingRelease): Promise<string | null> {
     if (!inFlight.supersedeSent) {
       try {
-        await getExternalWorkflowHandle(inFlight.releaseId).signal(supersedeSignal, { byVersion: next.version, byRelease: next.releaseId });
+        await getExternalWorkflowHandle(inFlight.releaseId).signal(supersedeSignal, { byVersion: next.version, byRelease: next.releaseId, ...(next.rollback ? { rollback: true } : {}) });
         inFlight.supersedeSent = true;
       } catch {
         // It finished before its completion reached the lane: nothing to supersede, the lane is free.
@@ -563,6 +576,7 @@ export async function releaseLaneWorkflow(input: LaneInput): Promise<void> {
           alertPolicy: lane.current.alertPolicy,
           ...(lane.current.outcome ? { outcome: lane.current.outcome } : {}),
           ...(lane.current.target ? { target: lane.current.target } : {}),
+          ...(lane.current.warm ? { warm: lane.current.warm } : {}),
         }
       : null;
     return continueAsNew<typeof releaseLaneWorkflow>({

@@ -7,6 +7,7 @@ import {
   ContinueAsNew,
   getExternalWorkflowHandle,
   makeContinueAsNewFunc,
+  patched,
   isCancellation,
   log,
   proxyActivities,
@@ -46,6 +47,7 @@ import {
   promoteSignal,
   promoteUpdate,
   releaseFinishedSignal,
+  releaseWarmSignal,
   laneWorkflowId,
   resumeSignal,
   resumeUpdate,
@@ -159,6 +161,12 @@ export async function releaseWorkflow({ releaseId, spec, carried }: ReleaseWorkf
   let rollbackDecidedAt: number | null = null;
   let saga: SagaState = carried?.saga ?? EMPTY_SAGA;
   let phaseStartedAt: number | null = carried?.phaseStartedAt ?? null;
+  /** Why the warm window ends early (a supersede), and whether a rollback to the warm version asked for it. */
+  let warmEnd: { reason: string; rollbackTo: string | null } | null = null;
+  /** When all traffic reached the new version for good (the warm window's start): what DORA reads as the deploy time. */
+  let promotedAt: string | null = null;
+  /** How the promotion ended, when a warm window changed the usual ending. */
+  let promotedReason: string | null = null;
 
   function state(): ReleaseState {
     return observableState(life);
@@ -231,7 +239,11 @@ export async function releaseWorkflow({ releaseId, spec, carried }: ReleaseWorkf
       },
     );
   }
-  setHandler(supersedeSignal, ({ byVersion, byRelease }) => {
+  setHandler(supersedeSignal, ({ byVersion, byRelease, rollback }) => {
+    if (status.warm) {
+      warmEnd ??= { reason: `superseded by ${rollback ? 'a rollback to ' : ''}${byVersion} (${byRelease})`, rollbackTo: rollback ? byVersion : null };
+      return;
+    }
     if (saga.pastPointOfNoReturn) return;
     feed({ kind: 'supersede', byVersion, byRelease });
   });
@@ -422,6 +434,12 @@ export async function releaseWorkflow({ releaseId, spec, carried }: ReleaseWorkf
   async function finalize(): Promise<void> {
     status.activity = 'finalizing';
     const previous = status.stableVersion;
+    // Specs recorded before the rollback policy have none: no window, as they ran then.
+    const warmMs = spec.rollback?.warmWindow ?? 0;
+    if (previous && warmMs > 0 && patched('warm-previous')) {
+      await keepPreviousWarm(previous, warmMs);
+      return;
+    }
     if (previous) registerUndo({ kind: 'restore-stable', version: previous });
     await deployment.promoteStable(ref);
     record('stable-replaced', { reason: `${previous ?? 'nothing'} retired, ${spec.version} in the stable slot` });
@@ -435,6 +453,58 @@ export async function releaseWorkflow({ releaseId, spec, carried }: ReleaseWorkf
       emit({ type: 'routes', ...where, canaryWeight: 0 });
       await undo.stopCanary(ref);
     });
+    feed({ kind: 'finished', outcome: 'promoted' });
+  }
+
+  /**
+   * The warm window, instead of retiring the previous version at once. The new version already serves
+   * 100% from the canary slot and the previous one still runs in the stable slot at weight 0, so the
+   * release commits here (an abort is refused from now on) and leaves the previous one warm. The lane
+   * counts the new version as stable from now on. The window ends one of two ways, both in a scope
+   * nothing can cancel, and both leave the usual layout (one version, in the stable slot) for the
+   * lane's next release:
+   * - a rollback to the warm version: traffic back to it with one weight change, the new one stopped;
+   *   the rollback workflow then finds its target serving and only records the recovery;
+   * - the window's end, a newer release or a cancellation: the new version into the stable slot,
+   *   traffic there, the canary slot emptied, as a release without a window does at once.
+   * A worker lost anywhere leaves traffic on a version that serves: every step is idempotent and retried.
+   */
+  async function keepPreviousWarm(previous: string, warmMs: number): Promise<void> {
+    saga = pointOfNoReturn(saga);
+    status.pointOfNoReturn = true;
+    status.compensation = [];
+    promotedAt = new Date().toISOString();
+    const until = new Date(Date.now() + warmMs).toISOString();
+    status.warm = { version: previous, until };
+    status.activity = 'warm';
+    record('point-of-no-return', { reason: `${spec.version} serves all traffic from the canary slot; ${previous} stays warm in the stable slot at weight 0 until ${until}` });
+    await getExternalWorkflowHandle(laneWorkflowId(spec.service, spec.environment))
+      .signal(releaseWarmSignal, { releaseId, version: spec.version, previous, until })
+      .catch((error: Error) => log.info('no lane to tell about the warm window', { releaseId, error: error.message }));
+    try {
+      await condition(() => warmEnd !== null, warmMs);
+    } catch (error) {
+      if (!isCancellation(error)) throw error;
+      warmEnd = { reason: 'the release workflow was cancelled', rollbackTo: null };
+    }
+    const end = warmEnd ?? { reason: `the warm window ended (${until})`, rollbackTo: null };
+    await CancellationScope.nonCancellable(async () => {
+      if (end.rollbackTo === previous) {
+        status.routes = await undo.setRoutes(ref, { canaryWeight: 0, internalAudience: null });
+        emit({ type: 'routes', ...where, canaryWeight: 0 });
+        record('switched-to-warm', { reason: `${end.reason}: all traffic back on ${previous}, warm in the stable slot` });
+        await undo.stopCanary(ref);
+        promotedReason = `${spec.version} was promoted, then ${end.reason}: traffic went back to the warm ${previous} and ${spec.version} was stopped`;
+        return;
+      }
+      record('warm-window-ended', { reason: `${end.reason}: ${previous} retired` });
+      await undoDeployment.promoteStable(ref);
+      record('stable-replaced', { reason: `${previous} retired, ${spec.version} in the stable slot` });
+      status.routes = await undo.setRoutes(ref, { canaryWeight: 0, internalAudience: null });
+      emit({ type: 'routes', ...where, canaryWeight: 0 });
+      await undo.stopCanary(ref);
+    });
+    status.warm = null;
     feed({ kind: 'finished', outcome: 'promoted' });
   }
 
@@ -518,7 +588,8 @@ export async function releaseWorkflow({ releaseId, spec, carried }: ReleaseWorkf
       lastPhase: status.phase && phaseStartedAt !== null ? { phase: status.phase, ms: Date.now() - phaseStartedAt } : null,
     });
     // What DORA and drills read back from visibility.
-    const memo: ReleaseMemo = { outcome, commitTime: spec.commit?.time ?? null, finishedAt: status.finishedAt, timeToSafeMs, drill: spec.drill === true };
+    // A warm window keeps the release in flight after all traffic reached it: DORA counts the deploy from then.
+    const memo: ReleaseMemo = { outcome, commitTime: spec.commit?.time ?? null, finishedAt: promotedAt ?? status.finishedAt, timeToSafeMs, drill: spec.drill === true };
     upsertMemo({ release: memo });
     if (spec.notifications) {
       const text = `${spec.service} ${spec.version} in ${spec.environment}: ${outcome} (${reason})`;
@@ -552,7 +623,7 @@ export async function releaseWorkflow({ releaseId, spec, carried }: ReleaseWorkf
       checkStop();
       await runStep(index, steps[index]!, carried !== undefined || index > 0);
     }
-    return await finish('promoted', `${spec.version} at 100% and in the stable slot`);
+    return await finish('promoted', promotedReason ?? `${spec.version} at 100% and in the stable slot`);
   } catch (error) {
     if (error instanceof ContinueAsNew) throw error;
     rollbackDecidedAt = Date.now();

@@ -142,6 +142,14 @@ export async function rollbackWorkflow(input: RollbackWorkflowInput): Promise<Re
     const from = slots.stable;
     status.stableVersion = from;
     record('rollback-requested', { actor: input.actor, reason: `${from ?? 'nothing'} -> ${to}: ${input.reason}` });
+    if (from === to && input.from !== null && input.from !== to && slots.canary === null) {
+      // The release this rollback superseded kept `to` warm and switched all traffic back to it (one
+      // weight change) before giving way: the rollback has arrived. Timed to now, an upper bound.
+      safeAt = Date.now();
+      status.stableVersion = input.from;
+      record('traffic-moved', { reason: `all traffic already on ${to}: the superseded release of ${input.from} switched back to its warm instance` });
+      return await finish('rolled-back-to', `${input.from} retired, all traffic on ${to} (warm instance, a route switch): ${input.reason}`);
+    }
     if (from === to) return await finish('rolled-back-to', `${to} is already the stable version; nothing to do (${input.reason})`);
 
     step(0);

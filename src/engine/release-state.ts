@@ -52,6 +52,8 @@ export type ReleaseActivity =
   | 'moving-traffic'
   | 'baking'
   | 'finalizing'
+  /** Promoted: the new version serves everything from the canary slot while the previous one waits, warm, at weight 0. */
+  | 'warm'
   | 'rolling-back'
   | 'finished';
 
@@ -109,6 +111,11 @@ export interface ReleaseStatus {
   activity: ReleaseActivity;
   /** Set once traffic moves to the new stable instance: the release can only finish forward, and an abort is refused. */
   pointOfNoReturn?: boolean;
+  /**
+   * The warm window after the promotion: the previous version still runs in the stable slot at
+   * weight 0 until `until`, so a rollback to it is one weight change. Null once it is retired.
+   */
+  warm?: { version: string; until: string } | null;
   /** How many times the release continued as new (long bakes). */
   generation: number;
   analysis: AnalysisRecord[];

@@ -15,6 +15,7 @@ import {
   releaseSpecSchema,
   simulatedTargetSchema,
   strategySchema,
+  rollbackPolicySchema,
   versionSchema,
   type ReleaseSpec,
 } from './release-spec';
@@ -31,7 +32,7 @@ const refusedLocalTargetSchema = z
   .describe('Refused: a local target is registered on the server (RAMPART_SPECS_DIR), never sent.');
 
 /** The release-spec fields a caller may send only for a service that has no registered spec. */
-export const INLINE_SPEC_FIELDS = ['target', 'strategy', 'analysis', 'alerts', 'notifications'] as const;
+export const INLINE_SPEC_FIELDS = ['target', 'strategy', 'analysis', 'alerts', 'rollback', 'notifications'] as const;
 
 export const inlineSpecShape = {
   target: z
@@ -41,6 +42,7 @@ export const inlineSpecShape = {
   strategy: strategySchema.optional().describe('Only for a service without a registered spec; default the four phases.'),
   analysis: analysisSchema.optional().describe('Only for a service without a registered spec; default the error-rate check.'),
   alerts: alertPolicySchema.optional().describe('Only for a service without a registered spec; default pause on firing alerts.'),
+  rollback: rollbackPolicySchema.optional().describe('Only for a service without a registered spec; default a 10-minute warm window.'),
   notifications: releaseSpecSchema.shape.notifications.describe(
     'Only for a service without a registered spec; the host must be in RAMPART_OUTBOUND_HOSTS.',
   ),

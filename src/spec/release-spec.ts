@@ -346,6 +346,22 @@ export const strategySchema = z
     }
   });
 
+/**
+ * After a promotion the previous stable instance stays up, at weight 0, for this long: a rollback
+ * inside the window is one weight change back to it instead of a process start. Argo Rollouts keeps
+ * its old ReplicaSet 30 s (scaleDownDelaySeconds), long enough for automated analysis but not for a
+ * person to notice a bad promotion (an alert's `for`, Alertmanager's group wait, a human reading it):
+ * ten minutes covers that. The cost is one extra instance of the previous version for the window,
+ * and the release stays in flight in its lane until the window ends (a newer release ends it at once).
+ */
+export const rollbackPolicySchema = z
+  .object({
+    warmWindow: durationSchema
+      .default(600_000)
+      .describe('How long the previous stable instance is kept warm after a promotion, so a rollback inside the window is a route switch; 0 retires it at once.'),
+  })
+  .strict();
+
 export const releaseSpecSchema = z
   .object({
     service: nameSchema.describe('The service being released.'),
@@ -364,6 +380,7 @@ export const releaseSpecSchema = z
     strategy: strategySchema.default(() => strategySchema.parse({})),
     analysis: analysisSchema.default(() => analysisSchema.parse({})),
     alerts: alertPolicySchema.default({ onFiring: 'pause', resumeOnResolved: false }).describe('How Alertmanager alerts steer the release.'),
+    rollback: rollbackPolicySchema.default(() => rollbackPolicySchema.parse({})).describe('How a rollback after the promotion is made fast.'),
     requestedBy: actorSchema.default('unknown').describe('Who asked for the release (audit).'),
     notifications: z
       .object({

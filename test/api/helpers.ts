@@ -116,6 +116,7 @@ export function heldSpec(service: string, version: string, extra: Record<string,
       ],
     },
     analysis: { interval: '200ms' },
+    rollback: { warmWindow: 0 },
     ...extra,
   };
 }

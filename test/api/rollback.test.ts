@@ -25,6 +25,7 @@ function quickSpec(service: string, version: string): Record<string, unknown> {
     service,
     version,
     strategy: { steps: [{ name: 'full', phase: 'full', weight: 100, analysis: false }] },
+    rollback: { warmWindow: 0 },
   };
 }
 
@@ -43,7 +44,7 @@ async function ciDelivery(service: string, version: string, commitTime: string) 
     service,
     version,
     commit: { sha: sha(`${version}-${commitTime}`), time: commitTime },
-    spec: { strategy: { steps: [{ name: 'full', phase: 'full', weight: 100, analysis: false }] } },
+    spec: { strategy: { steps: [{ name: 'full', phase: 'full', weight: 100, analysis: false }] }, rollback: { warmWindow: 0 } },
   });
   return call<{ releaseId: string; disposition: string }>(api.url, 'POST', '/v1/webhooks/ci', { raw: body, headers: signedHeaders(body) });
 }

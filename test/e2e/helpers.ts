@@ -58,6 +58,8 @@ export interface LocalSpecOptions {
   analysis?: Record<string, unknown>;
   /** Overrides of the alert policy. */
   alerts?: Record<string, unknown>;
+  /** How long the previous version stays warm after a promotion; default 0 (retired at once). */
+  warmWindow?: string;
 }
 
 /**
@@ -96,6 +98,7 @@ export function localSpec(
     },
     strategy: { steps },
     analysis: { interval: '1s', ...options.analysis },
+    rollback: { warmWindow: options.warmWindow ?? 0 },
     ...(options.alerts ? { alerts: options.alerts } : {}),
   });
 }

@@ -17,6 +17,8 @@ export interface FastSpecOptions {
   providerLatencyMs?: number;
   drill?: boolean;
   hooks?: Record<string, { before?: unknown[]; after?: unknown[] }>;
+  /** How long the previous version stays warm after a promotion (default 0: tests that do not ask for it see a promotion finish at once). */
+  warmWindow?: string;
 }
 
 /** The default four phases (six steps) on the simulated target, with zero bakes unless asked. */
@@ -44,5 +46,6 @@ export function fastSpec(service: string, version: string, options: FastSpecOpti
     ...(options.drill ? { drill: true } : {}),
     strategy: { steps },
     analysis: { interval: '100ms', ...options.analysis },
+    rollback: { warmWindow: options.warmWindow ?? 0 },
   });
 }

@@ -28,6 +28,7 @@ function heldRelease(service: string, version: string, commitTime: string | null
         { name: 'full', phase: 'full', weight: 100, analysis: false },
       ],
     },
+    rollback: { warmWindow: 0 },
   });
 }
 

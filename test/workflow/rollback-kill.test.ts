@@ -33,6 +33,7 @@ function slowSpec(service: string, version: string): ReleaseSpec {
     requestedBy: 'kill-test',
     target: { type: 'simulated', latencyMs: 1_000 },
     strategy: { steps: [{ name: 'full', phase: 'full', weight: 100, analysis: false }] },
+    rollback: { warmWindow: 0 },
   });
 }
 
