@@ -186,4 +186,90 @@ describe('rollback of a promoted release to a known-good version, on a real Temp
     const again = await rig.releases.submit(revert);
     assert.deepEqual(again, { releaseId: answer.releaseId, disposition: 'duplicate' });
   });
+  /** v1 promoted, then v2 promoted keeping v1 warm for `warmWindow`: returns v2's release id once the window has begun. */
+  async function promoteKeepingWarm(service: string, v1: string, v2: string, warmWindow: string): Promise<string> {
+    await promote(fastSpec(service, v1));
+    const { releaseId, disposition } = await rig.releases.submit(fastSpec(service, v2, { warmWindow }));
+    assert.equal(disposition, 'started');
+    await waitFor('v2 at 100% with v1 warm', async () => {
+      const status = await rig.releases.status(releaseId);
+      return status.activity === 'warm' && status.warm?.version === v1;
+    });
+    const lane = await waitFor('the lane to know v1 is warm', async () => {
+      const status = await rig.releases.lane(service, ENV);
+      return status?.warm?.version === v1 ? status : null;
+    });
+    assert.equal(lane.warm?.releaseId, releaseId);
+    assert.equal(lane.stable.at(-1)?.version, v2, 'v2 counts as stable during its window');
+    return releaseId;
+  }
+
+  test('inside the warm window a rollback is one weight change back to the warm v1: v2 stopped, v1 never redeployed', async () => {
+    const service = uniqueService('rb-warm');
+    const [v1, v2] = [sha(`${service}-1`), sha(`${service}-2`)];
+    const v2Release = await promoteKeepingWarm(service, v1, v2, '10m');
+    const fleet = fleetOf(service);
+    assert.deepEqual(fleet.slots, { stable: v1, canary: v2 });
+    assert.deepEqual(fleet.routes, { canaryWeight: 100, internalAudience: null });
+    const eventsBefore = fleet.events.length;
+
+    const answer = await rig.releases.rollback(service, ENV, operator);
+    assert.equal(answer.disposition, 'queued');
+    assert.equal(answer.supersedes, v2Release);
+    assert.deepEqual([answer.from, answer.to], [v2, v1]);
+
+    const v2Result = await rig.releases.result(v2Release);
+    assert.equal(v2Result.outcome?.result, 'promoted');
+    assert.ok(v2Result.history.some((t) => t.event === 'switched-to-warm'), 'v2 switched traffic back to its warm instance');
+    const result = await waitFor('the rollback to finish', async () => rig.releases.result(answer.releaseId!));
+    assert.equal(result.outcome?.result, 'rolled-back-to');
+    assert.match(result.outcome!.reason, /warm instance, a route switch/);
+    assert.equal(result.history.find((t) => t.event === 'rollback-requested')?.actor, 'olga');
+
+    // One weight change, then v2 stopped: no process started, v1 kept running where it was.
+    const moves = fleet.events.slice(eventsBefore).map((e) => `${e.action}:${e.slot ?? ''}:${e.version ?? e.routes?.canaryWeight ?? ''}`);
+    assert.deepEqual(moves, ['set-routes::0', `stop:canary:${v2}`]);
+    assert.deepEqual(fleet.slots, { stable: v1, canary: null });
+    const lane = await waitFor('the lane to record v1 stable again', async () => {
+      const status = await rig.releases.lane(service, ENV);
+      return status?.current === null && status.stable.at(-1)?.version === v1 ? status : null;
+    });
+    assert.deepEqual(lane.stable.map((r) => r.version), [v1, v2, v1]);
+    assert.equal(lane.warm, null);
+  });
+
+  test('when the warm window ends, v2 replaces v1 in the stable slot as a release without a window does', async () => {
+    const service = uniqueService('rb-warm-end');
+    const [v1, v2] = [sha(`${service}-1`), sha(`${service}-2`)];
+    const v2Release = await promoteKeepingWarm(service, v1, v2, '2s');
+    const eventsBefore = fleetOf(service).events.length;
+    const result = await rig.releases.result(v2Release);
+    assert.equal(result.outcome?.result, 'promoted');
+    assert.ok(result.history.some((t) => t.event === 'warm-window-ended'));
+    const fleet = fleetOf(service);
+    const moves = fleet.events.slice(eventsBefore).map((e) => `${e.action}:${e.slot ?? ''}:${e.version ?? e.routes?.canaryWeight ?? ''}`);
+    assert.deepEqual(moves, [`deploy:stable:${v2}`, 'set-routes::0', `stop:canary:${v2}`]);
+    assert.deepEqual(fleet.slots, { stable: v2, canary: null });
+    // After the window a rollback is a cold deploy again.
+    const answer = await rig.releases.rollback(service, ENV, operator);
+    assert.equal(answer.disposition, 'started');
+    assert.equal((await rig.releases.result(answer.releaseId!)).outcome?.result, 'rolled-back-to');
+    assert.deepEqual(fleet.slots, { stable: v1, canary: null });
+  });
+
+  test('a newer release during the warm window retires the warm v1 first, then starts', async () => {
+    const service = uniqueService('rb-warm-new');
+    const [v1, v2, v3] = [sha(`${service}-1`), sha(`${service}-2`), sha(`${service}-3`)];
+    const v2Release = await promoteKeepingWarm(service, v1, v2, '10m');
+    const v3Release = await rig.releases.submit(fastSpec(service, v3));
+    assert.equal(v3Release.disposition, 'queued');
+    assert.equal(v3Release.supersedes, v2Release);
+    const v2Result = await rig.releases.result(v2Release);
+    assert.equal(v2Result.outcome?.result, 'promoted');
+    assert.match(v2Result.history.find((t) => t.event === 'warm-window-ended')?.reason ?? '', new RegExp(`superseded by ${v3}`));
+    const v3Result = await waitFor('v3 to start and finish', async () => rig.releases.result(v3Release.releaseId));
+    assert.equal(v3Result.outcome?.result, 'promoted');
+    assert.equal(v3Result.stableVersion, v2);
+    assert.deepEqual(fleetOf(service).slots, { stable: v3, canary: null });
+  });
 });
