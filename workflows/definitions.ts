@@ -102,6 +102,8 @@ export interface RollbackRequest {
   reason: string;
   /** The registered spec's target (reviewed configuration); default: the target the version last ran with. */
   target?: TargetSpec;
+  /** Asked for by a revert drill: left out of DORA, as the drill's release is. */
+  drill?: boolean;
 }
 
 /** The lane's answer to a rollback: started, queued behind the release it supersedes, a duplicate of one in flight, or refused. */
@@ -132,6 +134,8 @@ export interface RollbackWorkflowInput {
   requestedAt: string;
   /** Set when a revert commit asked for it (it rebuilt a version that was stable). */
   commit?: { sha: string; time: string };
+  /** A revert drill's rollback: left out of DORA. */
+  drill?: boolean;
 }
 
 /**

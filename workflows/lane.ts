@@ -455,6 +455,7 @@ export async function releaseLaneWorkflow(input: LaneInput): Promise<void> {
       reason: request.reason,
       requestedAt: new Date().toISOString(),
       ...(commit ? { commit } : {}),
+      ...(request.drill ? { drill: true } : {}),
     };
     const entry: PendingRelease = { releaseId, version: to, rollback: true, ...(commit ? { commitTime: commit.time } : {}), rollbackInput: rollback };
     if (lane.current?.done) settle(lane.current);

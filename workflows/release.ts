@@ -510,7 +510,7 @@ export async function releaseWorkflow({ releaseId, spec, carried }: ReleaseWorkf
 
   /** A drill's fault must be caught by the canary phase; one that gets past it is stopped there, and the drill fails. */
   function guardDrill(step: StepSpec): void {
-    if (spec.drill && step.phase !== 'synthetic' && step.phase !== 'canary') {
+    if (spec.drill && spec.drillKind !== 'revert' && step.phase !== 'synthetic' && step.phase !== 'canary') {
       record('drill-fault-undetected', { reason: `the drill's faulty build passed the canary phase; stopped before ${step.name}` });
       throw new RollbackRelease(`drill fault went undetected through the canary phase; stopped before ${step.name}`, 'drill-undetected');
     }

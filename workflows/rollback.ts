@@ -125,9 +125,9 @@ export async function rollbackWorkflow(input: RollbackWorkflowInput): Promise<Re
     record('finished', { reason: `${outcome}: ${reason}`, actor: input.actor });
     upsertSearchAttributes([{ key: outcomeKey, value: outcome }]);
     const timeToSafeMs = safeAt === null ? null : safeAt - Date.parse(input.requestedAt);
-    emit({ type: 'finished', ...where, version: to, outcome, reason, drill: false, durationMs: Date.now() - Date.parse(status.startedAt), timeToSafeMs, lastPhase: null });
+    emit({ type: 'finished', ...where, version: to, outcome, reason, drill: input.drill === true, durationMs: Date.now() - Date.parse(status.startedAt), timeToSafeMs, lastPhase: null });
     // What DORA reads back from visibility: a rollback that arrived is a recovery, timed from the request.
-    const memo: ReleaseMemo = { outcome, commitTime: input.commit?.time ?? null, finishedAt: status.finishedAt, timeToSafeMs: outcome === 'rolled-back-to' ? timeToSafeMs : null, drill: false, rollback: true };
+    const memo: ReleaseMemo = { outcome, commitTime: input.commit?.time ?? null, finishedAt: status.finishedAt, timeToSafeMs: outcome === 'rolled-back-to' ? timeToSafeMs : null, drill: input.drill === true, rollback: true };
     upsertMemo({ release: memo });
     await getExternalWorkflowHandle(laneWorkflowId(service, environment))
       .signal(releaseFinishedSignal, { releaseId, outcome })
@@ -136,7 +136,7 @@ export async function rollbackWorkflow(input: RollbackWorkflowInput): Promise<Re
   }
 
   try {
-    emit({ type: 'started', ...where, version: to, drill: false });
+    emit({ type: 'started', ...where, version: to, drill: input.drill === true });
     upsertSearchAttributes([{ key: phaseKey, value: 'full' }]);
     const slots = await quick.describeService(ref);
     const from = slots.stable;

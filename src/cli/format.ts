@@ -84,6 +84,7 @@ export function formatDrills(drills: DrillScheduleSummary[]): string {
 
 export function formatDrill(drill: DrillScheduleSummary): string {
   const lines = [drill.scheduleId];
+  lines.push(`  kind      ${drill.kind ?? 'canary-fault'}`);
   lines.push(`  state     ${drill.paused ? 'paused' : 'active'}   ${cadence(drill)}`);
   if (drill.note) lines.push(`  note      ${drill.note}`);
   lines.push(`  next      ${drill.nextRuns.length ? drill.nextRuns.map(time).join(', ') : '-'}`);
@@ -99,13 +100,14 @@ export function formatDrillResults(results: DrillResult[]): string {
   const rows = results.map((r) => [
     time(r.finishedAt),
     `${r.service}/${r.environment}`,
+    r.kind ?? 'canary-fault',
     r.result,
     ms(r.timeToDetectMs),
     ms(r.timeToSafeMs),
     ms(r.sloMs),
     r.reason,
   ]);
-  return table([['FINISHED', 'SERVICE', 'RESULT', 'DETECT', 'SAFE', 'SLO', 'WHY'], ...rows]);
+  return table([['FINISHED', 'SERVICE', 'KIND', 'RESULT', 'DETECT', 'SAFE', 'SLO', 'WHY'], ...rows]);
 }
 
 export function formatDora(figures: DoraFigures[], days: number): string {

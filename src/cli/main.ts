@@ -90,6 +90,7 @@ function fraction(name: string) {
 const drillPath = (service: string, environment: string) => `/v1/drills/${encodeURIComponent(service)}/${encodeURIComponent(environment)}`;
 
 interface DrillCreateOptions {
+  kind?: string;
   service?: string;
   environment?: string;
   spec?: string;
@@ -109,6 +110,7 @@ export function drillScheduleFrom(file: string | undefined, options: DrillCreate
   const body: Record<string, unknown> = file ? readSpec(file, 'a drill schedule is a mapping with service, every or cron, spec, fault, …') : {};
   if (options.service) body.service = options.service;
   if (options.environment) body.environment = options.environment;
+  if (options.kind) body.kind = options.kind;
   if (options.spec) body.spec = readSpec(options.spec, 'a drill’s release spec is a mapping with target, strategy, analysis, …');
   if (options.every) {
     body.every = options.every;
@@ -292,6 +294,7 @@ export function buildProgram(out: (text: string) => void, err: (text: string) =>
     .command('create')
     .description('create a drill schedule from a file (the API body, YAML or JSON) and/or flags; flags win')
     .argument('[file]', 'the drill schedule: service, environment, spec, fault, slo, whenBusy, maxWait, every|cron, overlap, paused')
+    .addOption(new Option('--kind <kind>', 'canary-fault: a faulty build caught in the canary phase (default); revert: a healthy build to 100%, then the rollback command, timed').choices(['canary-fault', 'revert']))
     .option('--service <name>', 'the service to drill')
     .option('--environment <name>', 'its environment (default production)')
     .option('--spec <file>', 'the release spec to drill with (target, strategy, analysis), YAML or JSON')

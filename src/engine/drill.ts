@@ -11,7 +11,16 @@ export interface DrillFault {
   latencyMs?: number;
 }
 
+/**
+ * canary-fault: a faulty build the engine must catch in the canary phase and roll back on its own.
+ * revert: a healthy build released to 100%, then rolled back with the rollback command, timed from
+ * the command to all traffic on the previous version (the practice's monthly fire drill).
+ */
+export type DrillKind = 'canary-fault' | 'revert';
+
 export interface DrillInput {
+  /** Absent in drills scheduled before revert drills: canary-fault. */
+  kind?: DrillKind;
   service: string;
   environment: string;
   /** The service's release spec to drill with (target, strategy, analysis); its version is replaced. */
@@ -27,6 +36,8 @@ export interface DrillInput {
 export type DrillVerdict = 'passed' | 'failed' | 'skipped';
 
 export interface DrillResult {
+  /** Absent in results of drills from before revert drills: canary-fault. */
+  kind?: DrillKind;
   service: string;
   environment: string;
   result: DrillVerdict;
@@ -38,9 +49,11 @@ export interface DrillResult {
   finishedAt: string;
   /** From the faulty build taking traffic (or load, if caught before any) to the decision to roll back. */
   timeToDetectMs: number | null;
-  /** From the same moment to all traffic verified back on stable. */
+  /** canary-fault: from the same moment to all traffic verified back on stable. revert: from the rollback command to all traffic on the previous version. */
   timeToSafeMs: number | null;
   sloMs: number;
+  /** A revert drill's rollback, when one ran. */
+  rollbackId?: string | null;
 }
 
 /**
@@ -99,4 +112,42 @@ export function judgeDrill(status: ReleaseStatus, sloMs: number): Pick<DrillResu
     return { result: 'failed', reason: `time to safe ${timeToSafeMs} ms is over the SLO of ${sloMs} ms`, timeToDetectMs, timeToSafeMs };
   }
   return { result: 'passed', reason: `rolled back (${status.outcome?.reason ?? ''}) in ${timeToSafeMs} ms, SLO ${sloMs} ms`, timeToDetectMs, timeToSafeMs };
+}
+
+/** A revert drill's build: the service's own spec, a drill version with no fault, taken to 100% by the normal strategy. */
+export function revertDrillSpec(input: DrillInput, version: string): ReleaseSpec {
+  const base: ReleaseSpec = { ...input.spec, service: input.service, environment: input.environment, version, drill: true, drillKind: 'revert', requestedBy: 'rampart-drill' };
+  delete base.commit;
+  return base;
+}
+
+/**
+ * A revert drill's verdict: the rollback must arrive, and all traffic must be on the previous version
+ * within the SLO of the command. Traffic is there at the superseded release's switch to its warm
+ * instance (a route switch), else at the rollback's own move of all traffic (a cold deploy).
+ */
+export function judgeRevertDrill(
+  commandAt: number,
+  rollback: Pick<ReleaseStatus, 'history' | 'outcome' | 'version'>,
+  release: Pick<ReleaseStatus, 'history'> | null,
+  sloMs: number,
+): Pick<DrillResult, 'result' | 'reason' | 'timeToDetectMs' | 'timeToSafeMs'> {
+  const switched = release?.history.find((t) => t.event === 'switched-to-warm');
+  const moved = rollback.history.find((t) => t.event === 'traffic-moved');
+  const warm = switched !== undefined;
+  const safeAt = switched ? Date.parse(switched.at) : moved ? Date.parse(moved.at) : null;
+  const timeToSafeMs = safeAt === null ? null : Math.max(0, safeAt - commandAt);
+  const outcome = rollback.outcome?.result;
+  if (outcome === 'superseded' || outcome === 'cancelled') {
+    return { result: 'skipped', reason: `the drill's rollback was ${outcome}: ${rollback.outcome?.reason ?? ''}`, timeToDetectMs: null, timeToSafeMs };
+  }
+  if (outcome !== 'rolled-back-to') {
+    return { result: 'failed', reason: `the rollback to ${rollback.version} did not arrive (outcome ${outcome ?? 'none'}: ${rollback.outcome?.reason ?? ''})`, timeToDetectMs: null, timeToSafeMs };
+  }
+  if (timeToSafeMs === null) return { result: 'failed', reason: 'the rollback history lacks the timings', timeToDetectMs: null, timeToSafeMs };
+  const how = warm ? 'a route switch to the warm instance' : 'a cold deploy';
+  if (timeToSafeMs > sloMs) {
+    return { result: 'failed', reason: `all traffic on ${rollback.version} ${timeToSafeMs} ms after the rollback command (${how}), over the SLO of ${sloMs} ms`, timeToDetectMs: null, timeToSafeMs };
+  }
+  return { result: 'passed', reason: `all traffic on ${rollback.version} ${timeToSafeMs} ms after the rollback command (${how}), SLO ${sloMs} ms`, timeToDetectMs: null, timeToSafeMs };
 }

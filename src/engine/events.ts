@@ -29,6 +29,8 @@ export type ReleaseEvent =
     }
   | {
       type: 'drill';
+      /** Absent from drills scheduled before revert drills: canary-fault. */
+      kind?: 'canary-fault' | 'revert';
       service: string;
       environment: string;
       result: 'passed' | 'failed' | 'skipped';

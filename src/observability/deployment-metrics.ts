@@ -15,7 +15,8 @@ export class DeploymentMetrics {
   readonly pauses: Counter<'service' | 'environment' | 'cause'>;
   readonly rollbacks: Counter<'service' | 'environment' | 'reason'>;
   readonly timeToSafe: Histogram<'service' | 'environment'>;
-  readonly drills: Counter<'service' | 'environment' | 'result'>;
+  readonly drills: Counter<'service' | 'environment' | 'kind' | 'result'>;
+  readonly drillRevert: Histogram<'service' | 'environment'>;
   readonly drillTimeToDetect: Histogram<'service' | 'environment'>;
   readonly drillTimeToSafe: Histogram<'service' | 'environment'>;
 
@@ -44,7 +45,8 @@ export class DeploymentMetrics {
       buckets: SECONDS,
       registers,
     });
-    this.drills = new Counter({ name: 'rampart_drills_total', help: 'Rollback drills, by result (passed, failed, skipped).', labelNames: ['service', 'environment', 'result'], registers });
+    this.drills = new Counter({ name: 'rampart_drills_total', help: 'Drills, by kind (canary-fault, revert) and result (passed, failed, skipped).', labelNames: ['service', 'environment', 'kind', 'result'], registers });
+    this.drillRevert = new Histogram({ name: 'rampart_drill_revert_seconds', help: 'Revert drills: from the rollback command to all traffic on the previous version.', labelNames: ['service', 'environment'], buckets: SECONDS, registers });
     this.drillTimeToDetect = new Histogram({ name: 'rampart_drill_time_to_detect_seconds', help: 'Drills: from the faulty version taking traffic to the decision to roll back.', labelNames: ['service', 'environment'], buckets: SECONDS, registers });
     this.drillTimeToSafe = new Histogram({ name: 'rampart_drill_time_to_safe_seconds', help: 'Drills: from the faulty version taking traffic to all traffic verified back on stable.', labelNames: ['service', 'environment'], buckets: SECONDS, registers });
   }
@@ -73,7 +75,11 @@ export class DeploymentMetrics {
         if (!event.drill) this.finished.inc({ ...where, outcome: event.outcome });
         return;
       case 'drill':
-        this.drills.inc({ ...where, result: event.result });
+        this.drills.inc({ ...where, kind: event.kind ?? 'canary-fault', result: event.result });
+        if (event.kind === 'revert') {
+          if (event.timeToSafeMs !== null) this.drillRevert.observe(where, event.timeToSafeMs / 1_000);
+          return;
+        }
         if (event.timeToDetectMs !== null) this.drillTimeToDetect.observe(where, event.timeToDetectMs / 1_000);
         if (event.timeToSafeMs !== null) this.drillTimeToSafe.observe(where, event.timeToSafeMs / 1_000);
         return;

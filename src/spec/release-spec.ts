@@ -390,6 +390,10 @@ export const releaseSpecSchema = z
       .optional()
       .describe('Where to announce the release; unset sends nothing.'),
     drill: z.boolean().default(false).describe('Set by rollback drills: the release is a drill, left out of the DORA figures.'),
+    drillKind: z
+      .enum(['canary-fault', 'revert'])
+      .optional()
+      .describe("Set by drills with drill: a canary-fault drill's build must be caught in the canary phase; a revert drill's healthy build goes to 100%."),
   })
   .strict();
 

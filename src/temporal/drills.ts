@@ -1,13 +1,19 @@
 import { ScheduleNotFoundError, type Client, type ScheduleOverlapPolicy } from '@temporalio/client';
 import { z } from 'zod';
 import { parseDuration } from '../engine/duration';
-import type { DrillInput, DrillResult } from '../engine/drill';
+import type { DrillInput, DrillKind, DrillResult } from '../engine/drill';
 import { durationSchema, nameSchema, releaseSpecSchema } from '../spec/release-spec';
 import { drillScheduleId, TASK_QUEUE } from '../../workflows/definitions';
 import { rollbackDrillWorkflow } from '../../workflows/drill';
 
 /** When and how a drill runs: the part of a drill schedule that is the same whether its spec is registered or inline. */
 export const drillTimingShape = {
+  kind: z
+    .enum(['canary-fault', 'revert'])
+    .default('canary-fault')
+    .describe(
+      'canary-fault: a faulty build the engine must catch in the canary phase and roll back. revert: a healthy build released to 100%, then rolled back with the rollback command; timed from the command to all traffic on the previous version.',
+    ),
   fault: z
     .object({
       errorRate: z.number().min(0).max(1).default(0.5).describe('Share of requests the drill build fails.'),
@@ -15,7 +21,7 @@ export const drillTimingShape = {
     })
     .strict()
     .default({ errorRate: 0.5 })
-    .describe('The fault the drill build carries.'),
+    .describe('The fault the drill build carries (canary-fault drills; a revert drill\'s build is healthy).'),
   slo: durationSchema.default(120_000).describe('Time to safe a passing drill stays under (default 2m).'),
   whenBusy: z.enum(['skip', 'wait']).default('skip').describe('With a release in flight: skip the drill, or wait for the lane.'),
   maxWait: durationSchema.default(600_000).describe('With whenBusy=wait: how long to wait before skipping.'),
@@ -64,6 +70,7 @@ export interface DrillScheduleSummary {
   scheduleId: string;
   service: string;
   environment: string;
+  kind: DrillKind;
   paused: boolean;
   note: string | null;
   every: string | null;
@@ -87,6 +94,8 @@ export class DrillClient {
     const input = drillScheduleSchema.parse(raw);
     const spec = releaseSpecSchema.parse({ ...input.spec, service: input.service, environment: input.environment, version: '0000000' });
     const args: DrillInput = {
+      // Only revert drills carry a kind: a canary-fault drill's input stays as it was before revert drills.
+      ...(input.kind === 'revert' ? { kind: input.kind } : {}),
       service: input.service,
       environment: input.environment,
       spec,
@@ -108,7 +117,7 @@ export class DrillClient {
       },
       policies: { overlap: OVERLAP[input.overlap], catchupWindow: '1 minute' },
       state: { paused: input.paused, note: input.paused ? 'created paused' : 'created' },
-      memo: { service: input.service, environment: input.environment, every: input.every ?? null, cron: input.cron ?? null },
+      memo: { service: input.service, environment: input.environment, kind: input.kind, every: input.every ?? null, cron: input.cron ?? null },
     });
     return this.describe(scheduleId);
   }
@@ -121,6 +130,7 @@ export class DrillClient {
         scheduleId,
         service: memo.service ?? '',
         environment: memo.environment ?? '',
+        kind: memo.kind === 'revert' ? 'revert' : 'canary-fault',
         paused: d.state.paused,
         note: d.state.note ?? null,
         every: memo.every ?? null,
@@ -166,12 +176,12 @@ export class DrillClient {
   }
 
   /** Finished drills, newest first, read back from their memo in visibility. */
-  async results(filter: { service?: string; limit?: number } = {}): Promise<DrillResult[]> {
-    const results: DrillResult[] = [];
+  async results(filter: { service?: string; limit?: number } = {}): Promise<Array<DrillResult & { kind: DrillKind }>> {
+    const results: Array<DrillResult & { kind: DrillKind }> = [];
     for await (const info of this.client.workflow.list({ query: `WorkflowType = 'rollbackDrillWorkflow' AND ExecutionStatus = 'Completed'` })) {
       const result = info.memo?.drill as DrillResult | undefined;
       if (!result || (filter.service && result.service !== filter.service)) continue;
-      results.push(result);
+      results.push({ ...result, kind: result.kind ?? 'canary-fault' });
       if (results.length >= (filter.limit ?? 50)) break;
     }
     return results.sort((a, b) => b.finishedAt.localeCompare(a.finishedAt));

@@ -191,4 +191,51 @@ describe('drills, deployment metrics and DORA on a real Temporal dev server', ()
     assert.ok(lines.some((l) => l.event === 'step-started' && l.phase === 'ramp'));
     assert.ok(lines.some((l) => l.type === 'finished' && l.outcome === 'promoted'));
   });
+  /** A revert drill's spec: straight to 100% on the simulated target, keeping the previous version warm for `warmWindow`. */
+  function revertTemplate(warmWindow: string) {
+    return {
+      target: { type: 'simulated' as const },
+      strategy: { steps: [{ name: 'full', phase: 'full' as const, weight: 100, analysis: false }] },
+      rollback: { warmWindow },
+    };
+  }
+
+  for (const [window, how] of [['10m', 'a route switch to the warm instance'], ['0s', 'a cold deploy']] as const) {
+    test(`a revert drill from its schedule releases a healthy build to 100%, rolls it back, and times it (warm window ${window}: ${how})`, async () => {
+      const service = uniqueService(`revert-${window}`);
+      const v1 = sha(`${service}-v1`);
+      const first = await rig.releases.submit(fastSpec(service, v1));
+      assert.equal((await rig.releases.result(first.releaseId)).outcome?.result, 'promoted');
+      await waitFor('the lane to know v1 stable', async () => (await rig.releases.lane(service, 'production'))?.stable.at(-1)?.version === v1);
+
+      const created = await drills.create({ service, kind: 'revert', spec: revertTemplate(window), every: '1h', paused: true, slo: '2m' });
+      assert.equal(created.kind, 'revert');
+      await drills.trigger(created.scheduleId);
+      const [result] = await waitFor('the revert drill result', async () => {
+        const found = await drills.results({ service });
+        return found.length > 0 ? found : null;
+      }, 60_000, 300);
+      await drills.delete(created.scheduleId);
+      assert.equal(result!.kind, 'revert');
+      assert.equal(result!.result, 'passed', result!.reason);
+      assert.equal(result!.outcome, 'rolled-back-to');
+      assert.ok(result!.reason.includes(how), result!.reason);
+      assert.equal(result!.timeToDetectMs, null);
+      assert.ok(result!.timeToSafeMs !== null && result!.timeToSafeMs < 120_000, 'timed against the SLO');
+      assert.match(result!.rollbackId ?? '', new RegExp(`^rollback/${service}/production/${v1}/`));
+
+      const drillRelease = await rig.releases.result(result!.releaseId!);
+      assert.equal(drillRelease.outcome?.result, 'promoted', 'the healthy build went through the strategy to 100%');
+      assert.deepEqual(rig.worker.fleet.service(service).slots, { stable: v1, canary: null }, 'back on v1, the drill build stopped');
+      const lane = await rig.releases.lane(service, 'production');
+      assert.deepEqual(lane?.stable.map((r) => r.version), [v1, result!.version, v1]);
+
+      const text = await metrics.registry.metrics();
+      const value = (line: string) => Number(new RegExp(`^${line.replace(/[{}"]/g, (c) => `\\${c}`)} (\\S+)$`, 'm').exec(text)?.[1]);
+      assert.equal(value(`rampart_drills_total{service="${service}",environment="production",kind="revert",result="passed"}`), 1);
+      assert.equal(value(`rampart_drill_revert_seconds_count{service="${service}",environment="production"}`), 1);
+      // Drills stay out of DORA: only v1's release counts as a started release.
+      assert.equal(value(`rampart_releases_started_total{service="${service}",environment="production"}`), 1);
+    });
+  }
 });

@@ -67,6 +67,7 @@ export const drillScheduleSummarySchema = z
     scheduleId: z.string().describe('drill/<service>/<environment>.'),
     service: z.string(),
     environment: z.string(),
+    kind: z.enum(['canary-fault', 'revert']).describe('Which drill the schedule runs.'),
     paused: z.boolean(),
     note: z.string().nullable().describe('Why it was last paused or resumed, and by whom.'),
     every: z.string().nullable().describe('The interval between drills, when it runs on one.'),
@@ -78,6 +79,7 @@ export const drillScheduleSummarySchema = z
 
 export const drillResultSchema = z
   .object({
+    kind: z.enum(['canary-fault', 'revert']).default('canary-fault').describe('Which drill: a faulty build caught in the canary phase, or a healthy build rolled back with the rollback command.'),
     service: z.string(),
     environment: z.string(),
     result: z.enum(['passed', 'failed', 'skipped']),
@@ -88,8 +90,12 @@ export const drillResultSchema = z
     startedAt: z.string(),
     finishedAt: z.string(),
     timeToDetectMs: z.number().nullable().describe('From the faulty build taking traffic to the decision to roll back.'),
-    timeToSafeMs: z.number().nullable().describe('From the same moment to all traffic verified back on stable.'),
+    timeToSafeMs: z
+      .number()
+      .nullable()
+      .describe('canary-fault: from the same moment to all traffic verified back on stable. revert: from the rollback command to all traffic on the previous version.'),
     sloMs: z.number().describe('The time to safe a passing drill stays under.'),
+    rollbackId: z.string().nullable().optional().describe("A revert drill's rollback, when one ran."),
   })
   .describe('One finished drill.');
 
