@@ -9,6 +9,7 @@ import { benchApi } from './api';
 import { benchCapacity } from './capacity';
 import { benchEngine } from './engine';
 import { benchJudgment, judgmentTableRows } from './judgment';
+import { benchRollback, rollbackTableRows } from './rollback';
 import { benchSafety, safetyTableRows } from './safety';
 
 async function main(): Promise<void> {
@@ -30,7 +31,7 @@ async function main(): Promise<void> {
   };
 
   // Judgment runs on simulated time, without Temporal: no dev server for it alone.
-  const server = ['engine', 'safety', 'api', 'capacity'].some(wanted) ? await startTestServer() : null;
+  const server = ['engine', 'safety', 'api', 'capacity', 'rollback'].some(wanted) ? await startTestServer() : null;
   try {
     if (wanted('engine')) {
       const engine = await benchEngine(server!);
@@ -74,6 +75,14 @@ async function main(): Promise<void> {
       done('capacity');
       console.log('capacity', levels);
     }
+    if (wanted('rollback')) {
+      // Rollback inside and outside the warm window on the real HAProxy and the demo service, beside one weight change.
+      const rollback = await benchRollback(server!, { log: (line) => console.log(line) });
+      results.rollback = rollback;
+      lines.push(...rollbackTableRows(rollback));
+      done('rollback');
+      console.log('rollback', JSON.stringify(rollback, null, 2));
+    }
     if (wanted('judgment')) {
       // The real judge and bake planner over the default strategy, with simulated traffic; the old rule beside it.
       const judgment = await benchJudgment({ log: (line) => console.log(line) });
@@ -88,7 +97,7 @@ async function main(): Promise<void> {
   results.rows = rows;
   results.runAt = runAt;
   const table = ['| benchmark | figure | value | goal |', '| --- | --- | --- | --- |'];
-  for (const name of ['engine', 'safety', 'api', 'capacity', 'judgment']) {
+  for (const name of ['engine', 'safety', 'api', 'capacity', 'rollback', 'judgment']) {
     if (rows[name]) table.push(...rows[name].map((row, i) => (i === 0 ? row.replace(/^\| ([^|]+?) \|/, `| $1 (${runAt[name]?.slice(0, 10) ?? ''}) |`) : row)));
   }
   writeFileSync(join(dir, 'latest.json'), JSON.stringify(results, null, 2) + '\n');
