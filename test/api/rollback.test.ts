@@ -82,6 +82,31 @@ describe('POST /v1/services/:service/:environment/rollback', () => {
     );
   });
 
+  test('the lane view shows the warm window, and a rollback inside it is answered queued, then switches back to v1', async () => {
+    const service = uniqueService('api-warm');
+    const [v1, v2] = [sha(`${service}-1`), sha(`${service}-2`)];
+    await promoted(service, v1);
+    const started = await call<{ releaseId: string }>(api.url, 'POST', '/v1/releases', { token: operator, body: { ...quickSpec(service, v2), rollback: { warmWindow: '10m' } } });
+    assert.equal(started.status, 201, JSON.stringify(started.body));
+    type LaneView = { stable: { version: string }[]; warm: { releaseId: string; version: string; until: string } | null };
+    const lane = () => call<LaneView>(api.url, 'GET', `/v1/services/${service}/production/lane`, { token: TOKENS.viewer.token });
+    const warm = await waitFor('the lane view to show v1 warm', async () => ((await lane()).body.warm?.version === v1 ? (await lane()).body : null));
+    assert.equal(warm.warm?.releaseId, started.body.releaseId);
+    assert.ok(Date.parse(warm.warm!.until) > Date.now() + 5 * 60_000, 'kept warm for the window the spec set');
+    const release = await call<ReleaseStatus>(api.url, 'GET', releaseUrl(started.body.releaseId), { token: TOKENS.viewer.token });
+    assert.equal(release.body.activity, 'warm');
+    assert.equal(release.body.warm?.version, v1);
+
+    const answer = await call<{ releaseId: string; disposition: string; supersedes: string; to: string }>(api.url, 'POST', rollbackPath(service), { token: operator, body: { reason: 'v2 is bad' } });
+    assert.equal(answer.status, 202, JSON.stringify(answer.body));
+    assert.deepEqual([answer.body.disposition, answer.body.supersedes, answer.body.to], ['queued', started.body.releaseId, v1]);
+    const result = await waitFor('the rollback to finish', async () => api.rig.releases.result(answer.body.releaseId));
+    assert.equal(result.outcome?.result, 'rolled-back-to');
+    assert.deepEqual(api.rig.worker.fleet.service(service).slots, { stable: v1, canary: null });
+    const after = await waitFor('the window to be over', async () => ((await lane()).body.warm === null ? (await lane()).body : null));
+    assert.deepEqual(after.stable.map((r) => r.version), [v1, v2, v1]);
+  });
+
   test('a revert commit that rebuilds v1, delivered through the CI webhook, takes the rollback path', async () => {
     const service = uniqueService('api-revert');
     const [v1, v2] = [sha(`${service}-1`), sha(`${service}-2`)];

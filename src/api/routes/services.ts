@@ -97,6 +97,10 @@ export const serviceRoutes: FastifyPluginAsyncZod<{ ctx: ApiContext }> = async (
             pending: laneRecordSchema.nullable(),
             recent: z.array(laneRecordSchema),
             stable: z.array(laneRecordSchema).describe('Versions that were stable, oldest first: what a rollback may return to.'),
+            warm: z
+              .object({ releaseId: z.string(), version: z.string(), until: z.string() })
+              .nullable()
+              .describe('The release in flight is promoted and keeps the previous version warm until `until`: a rollback to it before then is a route switch.'),
           }),
           404: problemSchema,
           ...errorResponses,
@@ -110,7 +114,8 @@ export const serviceRoutes: FastifyPluginAsyncZod<{ ctx: ApiContext }> = async (
         const detail = `no release of ${service} in ${environment} has been submitted`;
         throw new ProblemError(404, 'lane-not-found', detail, [{ field: 'params.service', message: detail }]);
       }
-      return lane;
+      // Lanes running code from before warm windows answer without the field.
+      return { ...lane, warm: lane.warm ?? null };
     },
   );
 };
