@@ -26,14 +26,14 @@ function startWorkerProcess(): ChildProcess {
 }
 
 /** Straight to 100%, nothing judged; every fleet call takes a second, so a rollback runs long enough to be hit. */
-function slowSpec(service: string, version: string): ReleaseSpec {
+function slowSpec(service: string, version: string, warmWindow = '0s'): ReleaseSpec {
   return validateReleaseSpec({
     service,
     version,
     requestedBy: 'kill-test',
     target: { type: 'simulated', latencyMs: 1_000 },
     strategy: { steps: [{ name: 'full', phase: 'full', weight: 100, analysis: false }] },
-    rollback: { warmWindow: 0 },
+    rollback: { warmWindow },
   });
 }
 
@@ -98,4 +98,44 @@ test('a worker SIGKILLed mid-rollback leaves all traffic on v1, and the rollback
     (e) => e.activityTaskStartedEventAttributes && (e.activityTaskStartedEventAttributes.attempt ?? 1) >= 2 && scheduled.get(String(e.activityTaskStartedEventAttributes.scheduledEventId)) === 'promoteStable',
   );
   assert.equal(retried.length, 1, 'promoteStable was retried once');
+});
+
+test('a worker SIGKILLed while a release switches back to its warm instance leaves traffic on a serving version, and the rollback arrives', async () => {
+  const service = uniqueService('rb-kill-warm');
+  const [v1, v2] = [sha(`${service}-1`), sha(`${service}-2`)];
+  for (const worker of workers) if (worker.exitCode === null) worker.kill('SIGKILL');
+  const first = startWorkerProcess();
+  const { releaseId: v1Release } = await releases.submit(slowSpec(service, v1));
+  assert.equal((await releases.result(v1Release)).outcome?.result, 'promoted');
+  const { releaseId: v2Release } = await releases.submit(slowSpec(service, v2, '10m'));
+  await waitFor('v2 at 100% with v1 warm', async () => (await releases.status(v2Release)).activity === 'warm', 60_000);
+
+  const answer = await releases.rollback(service, 'production', { actor: 'olga', reason: 'v2 is bad' });
+  // Kill while the release moves traffic back to the warm v1 (each fleet call takes a second).
+  const handle = client.workflow.getHandle(v2Release);
+  await waitFor('the switch back running on the first worker', async () => {
+    const pending = (await handle.describe()).raw.pendingActivities ?? [];
+    return pending.some((a) => a.activityType?.name === 'setRoutes' && a.lastStartedTime);
+  }, 60_000, 20);
+  first.kill('SIGKILL');
+  await new Promise((resolve) => first.once('exit', resolve));
+
+  startWorkerProcess();
+  const v2Result = await releases.result(v2Release);
+  assert.ok(v2Result.history.some((t) => t.event === 'switched-to-warm'));
+  const result = await waitFor('the rollback to arrive', async () => releases.result(answer.releaseId!), 60_000);
+  assert.equal(result.outcome?.result, 'rolled-back-to');
+
+  const fleet = new SimulatedFleet({ stateDir: join(dataDir, 'simulated') }).reload(service)!;
+  assert.deepEqual(fleet.slots, { stable: v1, canary: null });
+  assert.deepEqual(fleet.routes, { canaryWeight: 0, internalAudience: null });
+  // From v2 taking all traffic on, every moment served v2 alone or v1 alone: never a slot with nothing in it.
+  const timeline = fleet.timeline ?? [];
+  const promoted = timeline.findIndex((e) => e.canary === v2 && e.canaryWeight === 100);
+  assert.ok(promoted >= 0, 'v2 took all traffic in the canary slot');
+  for (const entry of timeline.slice(promoted)) {
+    const serving = entry.canaryWeight === 100 ? entry.canary : entry.canaryWeight === 0 ? entry.stable : null;
+    assert.ok(serving === v2 || serving === v1, `at ${new Date(entry.at).toISOString()}: ${JSON.stringify(entry)}`);
+  }
+  assert.equal(timeline.at(-1)?.stable, v1);
 });
