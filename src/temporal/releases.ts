@@ -148,7 +148,8 @@ export class ReleaseClient {
    * rolloutId are then the rollout's id), which hands each region's release to that region's lane.
    */
   async submit(spec: ReleaseSpec): Promise<SubmitResult> {
-    if (spec.regions) {
+    // A drill exercises one lane's rollback path; it runs on the base target, never as a rollout.
+    if (spec.regions && !spec.drill) {
       const { rolloutId, disposition } = await this.startRollout(spec);
       return { releaseId: rolloutId, rolloutId, disposition };
     }
@@ -270,7 +271,7 @@ export class ReleaseClient {
    */
   async enqueue(spec: ReleaseSpec): Promise<SubmitResult> {
     // Starting a rollout is one server call already: nothing to defer.
-    if (spec.regions) return this.submit(spec);
+    if (spec.regions && !spec.drill) return this.submit(spec);
     await this.client.workflow.signalWithStart(releaseLaneWorkflow, {
       workflowId: laneWorkflowId(spec.service, spec.environment, spec.region),
       taskQueue: this.taskQueue,
