@@ -7,7 +7,7 @@ import type { SightingRecord } from '../src/engine/alerts';
 import type { BakeState } from '../src/engine/bake';
 import type { SagaState } from '../src/engine/saga';
 import type { Outcome, ReleaseCommand, ReleaseStatus } from '../src/engine/release-state';
-import type { AlertPolicy, ReleaseSpec, TargetSpec } from '../src/spec/release-spec';
+import type { AlertPolicy, ReleaseSpec, RolloutPlan, TargetSpec } from '../src/spec/release-spec';
 
 export const TASK_QUEUE = 'rampart-releases';
 
@@ -51,6 +51,8 @@ export interface ReleaseCarryOver {
 export interface LaneInput {
   service: string;
   environment: string;
+  /** The region of a rollout this lane serves; unset: the service's one lane in the environment. */
+  region?: string;
   /** Carried over continue-as-new. */
   recent?: LaneRecord[];
   /** The versions that were stable in this lane, oldest first: what a rollback may return to. */
@@ -124,6 +126,8 @@ export interface RollbackWorkflowInput {
   releaseId: string;
   service: string;
   environment: string;
+  /** The region whose lane asked for it; unset outside a rollout. */
+  region?: string;
   target: TargetSpec;
   /** The stable version when the lane took the request; the workflow reads the deployer's own view when it starts. */
   from: string | null;
@@ -149,6 +153,8 @@ export type Disposition = 'started' | 'queued' | 'duplicate' | 'busy' | 'accepte
 
 export interface SubmitResult {
   releaseId: string;
+  /** Set when the spec has regions: the rollout started (or found) for this version. */
+  rolloutId?: string;
   disposition: Disposition;
   /** The release this one supersedes, when a release was in flight. */
   supersedes?: string;
@@ -168,6 +174,8 @@ export interface LaneRecord {
 export interface LaneStatus {
   service: string;
   environment: string;
+  /** Set for a region's lane. */
+  region?: string;
   current: LaneRecord | null;
   pending: LaneRecord | null;
   recent: LaneRecord[];
@@ -242,21 +250,101 @@ export const versionKey = defineSearchAttributeKey('RampartVersion', SearchAttri
 export const phaseKey = defineSearchAttributeKey('RampartPhase', SearchAttributeType.KEYWORD);
 export const outcomeKey = defineSearchAttributeKey('RampartOutcome', SearchAttributeType.KEYWORD);
 
-export const SEARCH_ATTRIBUTES = [serviceKey, environmentKey, versionKey, phaseKey, outcomeKey];
+/** The region of a rollout's release, rollback or lane; unset outside rollouts. */
+export const regionKey = defineSearchAttributeKey('RampartRegion', SearchAttributeType.KEYWORD);
+
+export const SEARCH_ATTRIBUTES = [serviceKey, environmentKey, versionKey, phaseKey, outcomeKey, regionKey];
 
 export function drillScheduleId(service: string, environment: string): string {
   return `drill/${service}/${environment}`;
 }
 
-export function releaseWorkflowId(service: string, environment: string, version: string): string {
-  return `release/${service}/${environment}/${version}`;
+/**
+ * Where a lane's workflows live: the environment, or `<environment>@<region>` for one region of a
+ * rollout (one release in flight per service, environment and region). No region keeps the ids of
+ * releases and lanes recorded before regions.
+ */
+export function placeOf(environment: string, region?: string): string {
+  return region ? `${environment}@${region}` : environment;
+}
+
+export function releaseWorkflowId(service: string, environment: string, version: string, region?: string): string {
+  return `release/${service}/${placeOf(environment, region)}/${version}`;
 }
 
 /** A rollback has its own id: its version was released before under releaseWorkflowId, and may be returned to more than once. */
-export function rollbackWorkflowId(service: string, environment: string, to: string, nonce: string): string {
-  return `rollback/${service}/${environment}/${to}/${nonce}`;
+export function rollbackWorkflowId(service: string, environment: string, to: string, nonce: string, region?: string): string {
+  return `rollback/${service}/${placeOf(environment, region)}/${to}/${nonce}`;
 }
 
-export function laneWorkflowId(service: string, environment: string): string {
-  return `lane/${service}/${environment}`;
+export function laneWorkflowId(service: string, environment: string, region?: string): string {
+  return `lane/${service}/${placeOf(environment, region)}`;
 }
+
+/** One rollout per version of a service with regions: it runs the version's release in each region, wave by wave. */
+export function rolloutWorkflowId(service: string, environment: string, version: string): string {
+  return `rollout/${service}/${environment}/${version}`;
+}
+
+export interface RolloutInput {
+  rolloutId: string;
+  service: string;
+  environment: string;
+  version: string;
+  /** The waves and each region's release spec (rolloutPlan of the submitted spec). */
+  plan: RolloutPlan;
+  requestedBy: string;
+}
+
+/**
+ * waiting: its wave has not started; submitting: being handed to its lane; running: its release is in
+ * flight; promoted; failed (its release ended otherwise); rolling-back, rolled-back, rollback-failed
+ * (rollback-all or an abort); cancelled: the rollout stopped before its wave.
+ */
+export type RegionState = 'waiting' | 'submitting' | 'running' | 'promoted' | 'failed' | 'rolling-back' | 'rolled-back' | 'rollback-failed' | 'cancelled';
+export type WaveState = 'waiting' | 'soaking' | 'paused' | 'running' | 'promoted' | 'failed' | 'cancelled';
+/** promoted everywhere; halted (a region failed, policy halt); rolled-back (policy rollback-all); aborted by an operator. */
+export type RolloutState = 'running' | 'promoted' | 'halted' | 'rolled-back' | 'aborted';
+
+export interface RolloutRegion {
+  region: string;
+  wave: number;
+  state: RegionState;
+  /** The region's release (release/<service>/<environment>@<region>/<version>), once submitted. */
+  releaseId: string | null;
+  /** The version stable in the region before this rollout: what a rollback returns to. */
+  previousStable: string | null;
+  outcome: Outcome | null;
+  rollbackId: string | null;
+  detail: string | null;
+  startedAt: string | null;
+  finishedAt: string | null;
+}
+
+export interface RolloutStatus {
+  rolloutId: string;
+  service: string;
+  environment: string;
+  version: string;
+  state: RolloutState;
+  onFailure: 'halt' | 'rollback-all';
+  soakMs: number;
+  /** Index of the wave running (or last run). */
+  currentWave: number;
+  /** When the soak before the next wave ends, while it lasts. */
+  soakUntil: string | null;
+  /** Set while an operator's pause holds the rollout. */
+  paused: { actor: string; reason: string; at: string } | null;
+  waves: { index: number; regions: string[]; state: WaveState; startedAt: string | null; finishedAt: string | null }[];
+  regions: RolloutRegion[];
+  startedAt: string;
+  finishedAt: string | null;
+  reason: string | null;
+  history: { at: string; event: string; detail: string; actor?: string }[];
+}
+
+export const rolloutStatusQuery = defineQuery<RolloutStatus>('rolloutStatus');
+/** Commands on the whole rollout: pause (its releases in flight and the next wave), resume, abort (every region back to its previous version). */
+export const pauseRolloutUpdate = defineUpdate<RolloutStatus, [ReleaseCommand]>('pauseRollout');
+export const resumeRolloutUpdate = defineUpdate<RolloutStatus, [ReleaseCommand]>('resumeRollout');
+export const abortRolloutUpdate = defineUpdate<RolloutStatus, [ReleaseCommand]>('abortRollout');

@@ -125,7 +125,7 @@ const CONTINUE_AS_NEW_AFTER_EVENTS = 4_000;
  * bake continues as new and carries the status, the saga and the bake with it.
  */
 export async function releaseWorkflow({ releaseId, spec, carried }: ReleaseWorkflowInput): Promise<ReleaseStatus> {
-  const ref: ReleaseRef = { service: spec.service, environment: spec.environment, version: spec.version, target: spec.target };
+  const ref: ReleaseRef = { service: spec.service, environment: spec.environment, version: spec.version, target: spec.target, ...(spec.region ? { region: spec.region } : {}) };
   const steps = spec.strategy.steps;
 
   const status: ReleaseStatus = carried?.status ?? {
@@ -478,7 +478,7 @@ export async function releaseWorkflow({ releaseId, spec, carried }: ReleaseWorkf
     status.warm = { version: previous, until };
     status.activity = 'warm';
     record('point-of-no-return', { reason: `${spec.version} serves all traffic from the canary slot; ${previous} stays warm in the stable slot at weight 0 until ${until}` });
-    await getExternalWorkflowHandle(laneWorkflowId(spec.service, spec.environment))
+    await getExternalWorkflowHandle(laneWorkflowId(spec.service, spec.environment, spec.region))
       .signal(releaseWarmSignal, { releaseId, version: spec.version, previous, until })
       .catch((error: Error) => log.info('no lane to tell about the warm window', { releaseId, error: error.message }));
     try {
@@ -598,7 +598,7 @@ export async function releaseWorkflow({ releaseId, spec, carried }: ReleaseWorkf
       });
     }
     // The lane may have continued as new since it started this release: only this tells it the next may start.
-    await getExternalWorkflowHandle(laneWorkflowId(spec.service, spec.environment))
+    await getExternalWorkflowHandle(laneWorkflowId(spec.service, spec.environment, spec.region))
       .signal(releaseFinishedSignal, { releaseId, outcome })
       .catch((error: Error) => log.info('no lane to tell that the release finished', { releaseId, error: error.message }));
     return snapshot();
