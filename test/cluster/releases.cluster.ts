@@ -1,22 +1,73 @@
 // Rampart on a real Temporal cluster: PostgreSQL, the four Temporal services as separate processes, two workers and
 // two API replicas behind HAProxy, brought up once by src/cluster (what `scripts/cluster.ts up` runs).
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { stringify } from 'yaml';
 import { status as clusterStatus } from '../../src/cluster/cluster';
+import { HaproxyRouter } from '../../src/providers/traffic/haproxy';
+import { STABLE_ONLY } from '../../src/providers/traffic/router';
+import { freeStackPorts, startLocalStack, type LocalStack, type StackService } from '../../src/stack/local-stack';
 import type { DoraFigures } from '../../src/engine/dora';
 import type { DrillResult } from '../../src/engine/drill';
 import { call, TOKENS } from '../api/helpers';
+import { allocateService, Cleanups, DEMO_COMMAND, demoDeployer, HEALTHY, INTERNAL, movedWeights, removeService, TrafficLoop } from '../e2e/helpers';
 import { sha, uniqueService, waitFor } from '../helpers/temporal';
 import { finished, releaseStatus, simulatedRelease, startClusterRig, submit, type ClusterRig } from './helpers';
 
+const cleanups = new Cleanups();
 let rig: ClusterRig;
+let stack: LocalStack;
+let demo: Required<StackService>;
+/** The demo's stable and next versions, both as healthy (no errors, 40 ms). */
+let versions: { stable: string; next: string };
+const behaviour = () => ({ [versions.stable]: HEALTHY, [versions.next]: HEALTHY });
 
 before(async () => {
-  rig = await startClusterRig();
+  // The real local stack (HAProxy, Prometheus, Alertmanager) for one demo service, registered in a specs folder the
+  // cluster's workers and API replicas read at start: the e2e release goes through them like any other.
+  const work = mkdtempSync(join(tmpdir(), 'rampart-cluster-e2e-'));
+  cleanups.add('work dir', () => rmSync(work, { recursive: true, force: true }));
+  demo = await allocateService('cle2e');
+  cleanups.add('demo instances', () => removeService(demo));
+  versions = { stable: sha(`${demo.name}-stable`), next: sha(`${demo.name}-next`) };
+  stack = await startLocalStack({ dir: join(work, 'stack'), services: [demo], ports: await freeStackPorts(), alertWebhookToken: randomBytes(16).toString('hex'), scrapeInterval: '1s' });
+  cleanups.add('stack', () => stack.stop());
+  const specs = join(work, 'specs');
+  mkdtempSync(specs);
+  writeFileSync(
+    join(specs, `${demo.name}.yaml`),
+    stringify({
+      spec: {
+        environment: stack.environment,
+        target: {
+          type: 'local',
+          command: DEMO_COMMAND,
+          stablePort: demo.stablePort,
+          canaryPort: demo.canaryPort,
+          haproxySocket: stack.haproxySocket,
+          prometheusUrl: stack.prometheusUrl,
+          env: { DEMO_BEHAVIOUR: JSON.stringify(behaviour()) },
+        },
+        strategy: {
+          steps: [
+            { name: 'synthetic', phase: 'synthetic', weight: 0, analysis: false, load: { rate: 40, connections: 4, duration: '2s', paths: ['/'] } },
+            { name: 'canary-5', phase: 'canary', weight: 5, bake: '3s', internalAudience: INTERNAL },
+            { name: 'ramp-50', phase: 'ramp', weight: 50, bake: '3s' },
+            { name: 'full', phase: 'full', weight: 100, bake: '2s' },
+          ],
+        },
+        analysis: { interval: '1s', maxBakeFactor: 30 },
+      },
+    }),
+  );
+  rig = await startClusterRig({ env: { RAMPART_SPECS_DIR: specs } });
+  cleanups.add('cluster', () => rig.close());
 });
-after(async () => {
-  await rig?.close();
-});
+after(() => cleanups.run(120_000));
 
 describe('the cluster', () => {
   test('status shows every process ready, each Temporal service in a process of its own', async () => {
@@ -137,5 +188,27 @@ describe('drills and DORA on the cluster', () => {
     assert.equal(figures!.changeFailureRate, 1 / 3);
     assert.equal(figures!.leadTimeForChanges!.count, 2);
     assert.equal(figures!.failedDeploymentRecoveryTime!.count, 1);
+  });
+});
+
+describe('the e2e release on the real local stack, through the cluster', () => {
+  test('a healthy version of the demo service is released through HAProxy, judged by Prometheus, and promoted', { timeout: 300_000 }, async () => {
+    const { stable, next } = versions;
+    await demoDeployer(demo, behaviour()).deploy(demo.name, 'stable', stable);
+    const router = new HaproxyRouter({ socket: stack.haproxySocket });
+    await router.waitUntilUp(demo.name, ['stable']);
+    const traffic = new TrafficLoop(stack.frontendUrl, demo.name, { rate: 20, concurrency: 4, maxMs: 280_000 }).start();
+    try {
+      const started = await submit(rig.cluster.apiUrl, { service: demo.name, version: next });
+      assert.equal(started.status, 201, JSON.stringify(started.body));
+      const done = await finished(rig.cluster.apiUrl, started.body.releaseId, 240_000);
+      assert.equal(done.outcome?.result, 'promoted', `${done.state} in ${done.step?.name}: ${done.outcome?.reason}`);
+      assert.deepEqual(movedWeights(done), [0, 5, 50, 100], 'traffic moved once per step, in order');
+      assert.deepEqual(await router.getRoutes(demo.name), STABLE_ONLY);
+      assert.deepEqual(await demoDeployer(demo, {}).slots(demo.name), { stable: next, canary: null });
+    } finally {
+      const tally = await traffic.stop();
+      assert.ok(tally.total - tally.failures > 0, `user traffic was served: ${JSON.stringify(tally)}`);
+    }
   });
 });
