@@ -148,7 +148,11 @@ export async function up(options: ClusterOptions = {}): Promise<Cluster> {
   try {
     await startAll([byName.get('postgres')!], state, probe, timeoutMs, log);
     await migrateSchemas(state, log);
-    await startAll(components.filter((c) => c.kind === 'temporal'), state, probe, timeoutMs, log);
+    // One service first: each writes the cluster's metadata record at its first start, and on a new database two
+    // at once race for it (the loser exits on a duplicate key).
+    const temporalServices = components.filter((c) => c.kind === 'temporal');
+    await startAll(temporalServices.filter((c) => c.name === 'temporal-history'), state, probe, timeoutMs, log);
+    await startAll(temporalServices.filter((c) => c.name !== 'temporal-history'), state, probe, timeoutMs, log);
     await waitClusterHealth(state, timeoutMs);
     await registerNamespace(state, timeoutMs, log);
     await startAll(components.filter((c) => c.kind === 'worker' || c.kind === 'api'), state, probe, timeoutMs, log);
@@ -457,7 +461,11 @@ async function startAll(components: Component[], state: ClusterState, probe: Pro
         if (await component.ready(probe).catch(() => false)) break;
         const exited = started?.exited();
         if (exited || Date.now() > deadline) {
-          const tail = logTail(logFile(state.dir, component.name), started?.logOffset ?? 0);
+          // Temporal logs JSON with whole stack traces: the start of each line says enough.
+          const tail = logTail(logFile(state.dir, component.name), started?.logOffset ?? 0, 8)
+            .split('\n')
+            .map((line) => (line.length > 400 ? `${line.slice(0, 400)}…` : line))
+            .join('\n');
           throw new Error(`${component.name} ${exited ?? `was not ready within ${timeoutMs / 1000} s`}; its log (${logFile(state.dir, component.name)}) ends:\n${tail}`);
         }
         await sleep(250);
