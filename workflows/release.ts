@@ -20,6 +20,7 @@ import {
 import type { ReleaseActivities, ReleaseRef } from '../activities';
 import { explainRun, judgeEvidence, judgeSyntheticLoad, type AnalysisRun } from '../src/engine/analysis';
 import { afterLook, afterResume, afterRoutesReapplied, afterWait, nextBakeAction, planBake, startBake, type BakeState } from '../src/engine/bake';
+import { warmWindowMs } from '../src/engine/rollback';
 import { describeUndo, EMPTY_SAGA, pointOfNoReturn, register, type SagaState, type Undo } from '../src/engine/saga';
 import { runUndoActivity, unwind } from './compensation';
 import type { RampartSinks, ReleaseEvent, ReleaseMemo, RollbackReason } from '../src/engine/events';
@@ -434,8 +435,7 @@ export async function releaseWorkflow({ releaseId, spec, carried }: ReleaseWorkf
   async function finalize(): Promise<void> {
     status.activity = 'finalizing';
     const previous = status.stableVersion;
-    // Specs recorded before the rollback policy have none: no window, as they ran then.
-    const warmMs = spec.rollback?.warmWindow ?? 0;
+    const warmMs = warmWindowMs(spec);
     if (previous && warmMs > 0 && patched('warm-previous')) {
       await keepPreviousWarm(previous, warmMs);
       return;

@@ -35,6 +35,7 @@ export function formatStatus(status: ReleaseStatus, historyLines = 10): string {
   lines.push(`  traffic   canary ${status.routes.canaryWeight}%${audience}`);
   lines.push(`  versions  ${short(status.stableVersion)} -> ${short(status.version)}`);
   if (status.pause) lines.push(`  paused    by ${status.pause.actor} (${status.pause.cause}): ${status.pause.reason}`);
+  if (status.warm) lines.push(`  warm      ${short(status.version)} at 100%; ${short(status.warm.version)} kept warm until ${time(status.warm.until)} (a rollback to it is a route switch)`);
   if (status.outcome) lines.push(`  outcome   ${status.outcome.result}${status.outcome.actor ? ` by ${status.outcome.actor}` : ''}: ${status.outcome.reason}`);
   lines.push(`  requested by ${status.requestedBy} at ${time(status.startedAt)}${status.finishedAt ? `, finished ${time(status.finishedAt)}` : ''}`);
   const history = status.history.slice(-historyLines);

@@ -30,3 +30,22 @@ export function rollbackTarget<T extends StableVersion>(stable: readonly T[], to
   }
   return { target, allowed };
 }
+
+/**
+ * How long the previous stable instance stays warm after a promotion when the spec does not say.
+ * Argo Rollouts keeps its old ReplicaSet 30 s (scaleDownDelaySeconds): long enough for automated
+ * analysis, not for a person to notice a bad promotion (an alert's `for`, Alertmanager's group wait,
+ * someone reading it). Ten minutes covers that, at the cost of one extra instance of the previous
+ * version for ten minutes after every promotion.
+ */
+export const DEFAULT_WARM_WINDOW_MS = 600_000;
+
+/**
+ * The warm window of a spec: what it sets, else the default where an instance is a process to start
+ * again (the local target), else none (the simulated fleet's deploys cost nothing). A spec recorded
+ * before the rollback policy existed has none.
+ */
+export function warmWindowMs(spec: { rollback?: { warmWindow?: number | undefined }; target: { type: string } }): number {
+  if (!spec.rollback) return 0;
+  return spec.rollback.warmWindow ?? (spec.target.type === 'local' ? DEFAULT_WARM_WINDOW_MS : 0);
+}

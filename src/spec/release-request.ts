@@ -43,7 +43,7 @@ export const inlineSpecShape = {
   strategy: strategySchema.optional().describe('Only for a service without a registered spec; default the four phases.'),
   analysis: analysisSchema.optional().describe('Only for a service without a registered spec; default the error-rate check.'),
   alerts: alertPolicySchema.optional().describe('Only for a service without a registered spec; default pause on firing alerts.'),
-  rollback: rollbackPolicySchema.optional().describe('Only for a service without a registered spec; default a 10-minute warm window.'),
+  rollback: rollbackPolicySchema.optional().describe('Only for a service without a registered spec; default a warm window of 10m on the local target, none on the simulated one.'),
   notifications: releaseSpecSchema.shape.notifications.describe(
     'Only for a service without a registered spec; the host must be in RAMPART_OUTBOUND_HOSTS.',
   ),

@@ -356,17 +356,17 @@ export const strategySchema = z
 
 /**
  * After a promotion the previous stable instance stays up, at weight 0, for this long: a rollback
- * inside the window is one weight change back to it instead of a process start. Argo Rollouts keeps
- * its old ReplicaSet 30 s (scaleDownDelaySeconds), long enough for automated analysis but not for a
- * person to notice a bad promotion (an alert's `for`, Alertmanager's group wait, a human reading it):
- * ten minutes covers that. The cost is one extra instance of the previous version for the window,
- * and the release stays in flight in its lane until the window ends (a newer release ends it at once).
+ * inside the window is one weight change back to it instead of a process start. The default
+ * (src/engine/rollback.ts warmWindowMs) is ten minutes where instances are processes (the local
+ * target) and 0 on the simulated fleet, whose deploys cost nothing to redo.
  */
 export const rollbackPolicySchema = z
   .object({
     warmWindow: durationSchema
-      .default(600_000)
-      .describe('How long the previous stable instance is kept warm after a promotion, so a rollback inside the window is a route switch; 0 retires it at once.'),
+      .optional()
+      .describe(
+        'How long the previous stable instance is kept warm after a promotion, so a rollback inside the window is a route switch; 0 retires it at once. Default 10m on the local target, 0 on the simulated one.',
+      ),
   })
   .strict();
 

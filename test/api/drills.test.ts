@@ -1,7 +1,7 @@
 // Rollback drills, DORA figures and the deployment's metrics through the API, over real HTTP, against
 // a real Temporal dev server and an in-process worker whose deployment metrics the API serves.
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -151,6 +151,7 @@ describe('drill schedules', () => {
       [{ fault: { errorRate: 2 } }, 'body.fault.errorRate'],
       [{ slo: 'soon' }, 'body.slo'],
       [{ overlap: 'sometimes' }, 'body.overlap'],
+      [{ kind: 'chaos' }, 'body.kind'],
       [{ surprise: true }, 'body.surprise'],
       [{ spec: { version: sha('x') } }, 'body.spec.version'],
       [{ spec: { strategy: { steps: [{ name: 'a', phase: 'canary', weight: 50 }, { name: 'b', phase: 'full', weight: 10 }] } } }, 'body.spec.strategy.steps'],
@@ -198,6 +199,43 @@ describe('drill schedules', () => {
       for (const token of tooLow) assertProblem(await call(url, method, path, { token: token.token, body }), 403);
     }
     assertProblem(await call(url, 'GET', drillUrl(service), { token: viewer.token }), 404);
+  });
+
+  test('a revert drill created with the CLI runs when triggered, and its result sits beside the others with its kind', async () => {
+    const service = uniqueService('cli-revert');
+    const v1 = sha(`${service}-1`);
+    const straight = { steps: [{ name: 'full', phase: 'full', weight: 100, analysis: false }] };
+    const first = await call<{ releaseId: string }>(url, 'POST', '/v1/releases', { token: operator.token, body: { service, version: v1, strategy: straight } });
+    assert.equal(first.status, 201, JSON.stringify(first.body));
+    assert.equal((await rig.releases.result(first.body.releaseId)).outcome?.result, 'promoted');
+    await waitFor('the lane to know v1 stable', async () => (await rig.releases.lane(service, 'production'))?.stable.at(-1)?.version === v1);
+
+    const dir = mkdtempSync(join(tmpdir(), 'rampart-revert-drill-'));
+    const file = join(dir, 'drill.yaml');
+    writeFileSync(file, [`service: ${service}`, 'every: 1h', 'spec:', '  strategy: { steps: [{ name: full, phase: full, weight: 100, analysis: false }] }', '  rollback: { warmWindow: 10m }', ''].join('\n'));
+    const cli = async (args: string[], token: string = operator.token) => {
+      let stdout = '';
+      let stderr = '';
+      const code = await rampart(['--url', url, '--token', token, ...args], (t) => void (stdout += t), (t) => void (stderr += t));
+      return { code, stdout, stderr };
+    };
+    const created = await cli(['drill', 'create', file, '--kind', 'revert', '--paused']);
+    assert.equal(created.code, EXIT.ok, created.stderr);
+    assert.match(created.stdout, /kind\s+revert/);
+    assert.equal((await call(url, 'POST', `${drillUrl(service)}/trigger`, { token: operator.token })).status, 202);
+    const [result] = await waitFor('the revert drill result', async () => {
+      const answer = await call<{ results: DrillResult[] }>(url, 'GET', `/v1/drills/results?service=${service}`, { token: viewer.token });
+      return answer.body.results?.length ? answer.body.results : null;
+    }, 60_000, 300);
+    assert.equal(result!.kind, 'revert');
+    assert.equal(result!.result, 'passed', result!.reason);
+    assert.equal(result!.outcome, 'rolled-back-to');
+    assert.match(result!.reason, /route switch to the warm instance/);
+    const shown = await cli(['drill', 'results', '--service', service], viewer.token);
+    assert.equal(shown.code, EXIT.ok, shown.stderr);
+    assert.match(shown.stdout, new RegExp(`${service}/production\\s+revert\\s+passed`));
+    await call(url, 'DELETE', drillUrl(service), { token: admin.token });
+    rmSync(dir, { recursive: true, force: true });
   });
 
   test('the CLI creates, shows, pauses and deletes drill schedules and reads DORA, with the usual exit codes', async () => {

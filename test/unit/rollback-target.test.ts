@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { rollbackTarget, type StableVersion } from '../../src/engine/rollback';
+import { DEFAULT_WARM_WINDOW_MS, rollbackTarget, warmWindowMs, type StableVersion } from '../../src/engine/rollback';
 
 const stable = (...versions: Array<string | [string, 'left']>): StableVersion[] =>
   versions.map((v) => (Array.isArray(v) ? { version: v[0], rolledBackFrom: true } : { version: v }));
@@ -32,3 +32,12 @@ for (const c of cases) {
     }
   });
 }
+
+test('the warm window: what the spec sets, else 10 minutes on the local target and none on the simulated one, and none for a spec from before the policy', () => {
+  assert.equal(warmWindowMs({ rollback: { warmWindow: 30_000 }, target: { type: 'simulated' } }), 30_000);
+  assert.equal(warmWindowMs({ rollback: { warmWindow: 0 }, target: { type: 'local' } }), 0);
+  assert.equal(warmWindowMs({ rollback: {}, target: { type: 'local' } }), DEFAULT_WARM_WINDOW_MS);
+  assert.equal(DEFAULT_WARM_WINDOW_MS, 600_000);
+  assert.equal(warmWindowMs({ rollback: {}, target: { type: 'simulated' } }), 0);
+  assert.equal(warmWindowMs({ target: { type: 'local' } }), 0);
+});
