@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Context } from '@temporalio/activity';
 import type { Outcome } from '../src/engine/release-state';
 import type { ReleaseSpec } from '../src/spec/release-spec';
@@ -6,7 +7,7 @@ import type { RollbackAnswer, SubmitResult } from '../workflows/definitions';
 
 /** How often a wait for a region's release tells the server it is alive: a worker killed mid-wait is noticed in a heartbeat timeout. */
 const HEARTBEAT_MS = 3_000;
-/** How often a wait asks the release how it stands (a describe and a query: cheap for the server). */
+/** How often a wait asks a region's release how it stands. */
 const POLL_MS = 1_000;
 
 export interface RegionSubmission extends SubmitResult {
@@ -26,46 +27,56 @@ export interface ReleaseEnd {
  * repeat: the lane answers a repeated submission as a duplicate, and a rollback already done as done.
  */
 export function createRolloutActivities({ releases }: { releases: ReleaseClient }) {
+  /**
+   * Waits up to `waitMs` for a region's release (or rollback) to end, heartbeating so a lost worker is
+   * noticed; cancellable. A release queued behind one that rolls back first is not started yet: the
+   * lane starts it in seconds. A release keeping the previous version warm has committed (all traffic
+   * is on its version and only a rollback moves it back), so for the rollout it is promoted; without
+   * that every wave would wait out the warm window before the next one starts. It asks every second
+   * (a describe and a query), since a wait for the workflow's result cannot see the warm window.
+   */
+  async function waitForEnd(releaseId: string, waitMs: number): Promise<ReleaseEnd> {
+    const context = Context.current();
+    const stop = new AbortController();
+    const onCancel = () => stop.abort();
+    context.cancellationSignal.addEventListener('abort', onCancel);
+    const beat = setInterval(() => context.heartbeat(), HEARTBEAT_MS);
+    const deadline = setTimeout(() => stop.abort(), waitMs);
+    try {
+      while (!stop.signal.aborted) {
+        const inspection = await releases.inspect(releaseId);
+        if (inspection !== null) {
+          if (!inspection.running) return { finished: true, outcome: inspection.status?.outcome?.result ?? null };
+          if (inspection.status?.warm) return { finished: true, outcome: 'promoted' };
+        }
+        await sleep(POLL_MS, undefined, { signal: stop.signal }).catch(() => undefined);
+      }
+      return { finished: false, outcome: null };
+    } finally {
+      clearInterval(beat);
+      clearTimeout(deadline);
+      context.cancellationSignal.removeEventListener('abort', onCancel);
+    }
+  }
+
   return {
-    async submitRegionRelease(spec: ReleaseSpec): Promise<RegionSubmission> {
+    /**
+     * Hands a region's release to its lane and waits up to `waitMs` for it to end: one activity for
+     * what is most often the whole of a region's release (a longer one goes on with awaitRelease).
+     */
+    async releaseInRegion(spec: ReleaseSpec, waitMs: number): Promise<RegionSubmission & { end: ReleaseEnd }> {
       const lane = await releases.lane(spec.service, spec.environment, spec.region);
       const stable = lane?.stable.at(-1)?.version ?? null;
-      // Once the release itself has become stable here (a retried submission), the version before it is what a rollback returns to.
+      // Once the release itself has become stable here (a retried attempt), the version before it is what a rollback returns to.
       const previousStable = stable === spec.version ? (lane?.stable.at(-2)?.version ?? null) : stable;
-      return { ...(await releases.submit(spec)), previousStable };
+      const submitted = await releases.submit(spec);
+      if (submitted.disposition === 'stale' || submitted.disposition === 'busy') return { ...submitted, previousStable, end: { finished: true, outcome: null } };
+      return { ...submitted, previousStable, end: await waitForEnd(submitted.releaseId, waitMs) };
     },
 
-    /**
-     * Waits up to `waitMs` for a release (or rollback) to end, heartbeating; a release not started yet
-     * (queued) is still running. A release keeping the previous version warm has committed: all
-     * traffic is on its version and nothing but a rollback moves it back, so for the rollout it is
-     * promoted (otherwise every wave would wait out the warm window before the next one starts).
-     */
+    /** Waits up to `waitMs` more for a region's release (or rollback) to end, as waitForEnd. */
     async awaitRelease(releaseId: string, waitMs: number): Promise<ReleaseEnd> {
-      const context = Context.current();
-      const stop = new AbortController();
-      const onCancel = () => stop.abort();
-      context.cancellationSignal.addEventListener('abort', onCancel);
-      const beat = setInterval(() => context.heartbeat(), HEARTBEAT_MS);
-      const deadline = setTimeout(() => stop.abort(), waitMs);
-      try {
-        while (!stop.signal.aborted) {
-          const inspection = await releases.inspect(releaseId);
-          if (inspection !== null) {
-            if (!inspection.running) return { finished: true, outcome: inspection.status?.outcome?.result ?? null };
-            if (inspection.status?.warm) return { finished: true, outcome: 'promoted' };
-          }
-          await new Promise<void>((resolve) => {
-            const next = setTimeout(resolve, POLL_MS);
-            stop.signal.addEventListener('abort', () => (clearTimeout(next), resolve()), { once: true });
-          });
-        }
-        return { finished: false, outcome: null };
-      } finally {
-        clearInterval(beat);
-        clearTimeout(deadline);
-        context.cancellationSignal.removeEventListener('abort', onCancel);
-      }
+      return waitForEnd(releaseId, waitMs);
     },
 
     /**

@@ -4,6 +4,7 @@ import {
   proxyActivities,
   proxySinks,
   setHandler,
+  sleep,
   upsertMemo,
   upsertSearchAttributes,
 } from '@temporalio/workflow';
@@ -15,6 +16,7 @@ import {
   abortSignal,
   outcomeKey,
   pauseRolloutUpdate,
+  releaseWorkflowId,
   pauseSignal,
   resumeRolloutUpdate,
   resumeSignal,
@@ -26,16 +28,17 @@ import {
   type RolloutStatus,
 } from './definitions';
 
-/** Submissions and rollback requests: a lane answers in well under a second, unless the server is down. */
+/** Rollback requests: a lane answers in well under a second, unless the server is down. */
 const lanes = proxyActivities<RolloutActivities>({
   startToCloseTimeout: '30 seconds',
   retry: { initialInterval: '500ms', backoffCoefficient: 2, maximumInterval: '10s' },
 });
 /**
- * One wait for a release to end: up to WAIT_MS per activity, so a long release costs a few events an
- * hour, and a worker killed mid-wait is noticed within the heartbeat timeout and the wait resumed.
+ * One wait for a release to end: up to WAIT_MS per activity (heartbeats are not history events), so a
+ * release held for days costs a few events an hour per region, and a worker killed mid-wait is noticed
+ * within the heartbeat timeout and the wait resumed.
  */
-const WAIT_MS = 5 * 60_000;
+const WAIT_MS = 60 * 60_000;
 const waits = proxyActivities<RolloutActivities>({
   startToCloseTimeout: WAIT_MS + 30_000,
   heartbeatTimeout: '10 seconds',
@@ -44,6 +47,8 @@ const waits = proxyActivities<RolloutActivities>({
 const { rampart } = proxySinks<RampartSinks>();
 
 const MAX_HISTORY = 200;
+/** Tries at reaching a region's release that the lane is still starting (every 500 ms). */
+const SIGNAL_ATTEMPTS = 20;
 
 /**
  * A rollout: one version of a service with regions, released region by region, wave by wave. Each
@@ -92,12 +97,28 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutStatu
     record(`region-${state}`, `${region.region}${detail ? `: ${detail}` : ''}`);
   }
 
-  /** Sends a command to each region's release in flight; a release that has just ended ignores it. */
-  async function tellInFlight(signal: typeof pauseSignal, command: ReleaseCommand): Promise<void> {
-    await Promise.all(inFlight().map((r) => getExternalWorkflowHandle(r.releaseId!).signal(signal, command).catch(() => undefined)));
+  /**
+   * Sends a command to a region's release. The release may not exist yet (the lane is starting it):
+   * tried again for a few seconds while the region runs; a release that has ended ignores it.
+   */
+  async function signalRelease(region: RolloutRegion, signal: typeof pauseSignal, command: ReleaseCommand): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await getExternalWorkflowHandle(region.releaseId!).signal(signal, command);
+        return;
+      } catch {
+        if (attempt >= SIGNAL_ATTEMPTS || region.state !== 'running') return;
+        await sleep(500);
+      }
+    }
   }
 
-  const finished = () => ['promoted', 'halted', 'rolled-back', 'aborted'].includes(status.state);
+  /** Sends a command to each region's release in flight. */
+  async function tellInFlight(signal: typeof pauseSignal, command: ReleaseCommand): Promise<void> {
+    await Promise.all(inFlight().map((r) => signalRelease(r, signal, command)));
+  }
+
+  const finished = () => ['promoted', 'halted', 'rolled-back', 'aborted', 'superseded'].includes(status.state);
   setHandler(rolloutStatusQuery, () => status);
   setHandler(
     pauseRolloutUpdate,
@@ -139,27 +160,29 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutStatu
     }
   }
 
-  /** Runs one region's release through its lane, to its end. */
+  /**
+   * Runs one region's release through its lane, to its end. Its id is known before it starts
+   * (releaseWorkflowId of the region), so commands can reach it from the moment it is handed over.
+   */
   async function runRegion(region: RolloutRegion): Promise<void> {
     const spec = plan.specs[region.region]!;
     region.startedAt = now();
-    set(region, 'submitting', null);
-    const answer = await lanes.submitRegionRelease(spec);
+    region.releaseId = releaseWorkflowId(service, environment, version, region.region);
+    set(region, 'running', null);
+    // A pause or abort in force reaches this release too, once the lane has started it.
+    if (abortCommand) void signalRelease(region, abortSignal, abortCommand);
+    else if (status.paused) void signalRelease(region, pauseSignal, { actor: status.paused.actor, reason: status.paused.reason, source: 'operator' });
+    const answer = await waits.releaseInRegion(spec, WAIT_MS);
     region.releaseId = answer.releaseId;
     region.previousStable = answer.previousStable;
     if (answer.disposition === 'stale' || answer.disposition === 'busy') {
       set(region, 'failed', answer.reason ?? `the lane answered ${answer.disposition}`);
       return;
     }
-    set(region, 'running', answer.disposition === 'queued' ? `queued behind ${answer.supersedes}, which rolls back first` : null);
-    // A pause or abort that arrived while the submission was on its way reaches this release too.
-    if (abortCommand) await getExternalWorkflowHandle(answer.releaseId).signal(abortSignal, abortCommand).catch(() => undefined);
-    else if (status.paused) {
-      await getExternalWorkflowHandle(answer.releaseId)
-        .signal(pauseSignal, { actor: status.paused.actor, reason: status.paused.reason, source: 'operator' })
-        .catch(() => undefined);
-    }
-    region.outcome = await awaitEnd(answer.releaseId);
+    if (answer.disposition === 'queued') record('region-queued', `${region.region}: queued behind ${answer.supersedes}, which rolls back first`);
+    let end = answer.end;
+    while (!end.finished) end = await waits.awaitRelease(answer.releaseId, WAIT_MS);
+    region.outcome = end.outcome;
     if (region.outcome === 'promoted') set(region, 'promoted', null);
     else set(region, 'failed', `its release ended ${region.outcome ?? 'without an outcome (failed or terminated)'}`);
   }
@@ -199,7 +222,7 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutStatu
     status.finishedAt = now();
     status.soakUntil = null;
     record('finished', `${state}: ${reason}`, abortCommand?.actor);
-    const outcome: Outcome = state === 'promoted' ? 'promoted' : state === 'aborted' ? 'aborted' : 'rolled-back';
+    const outcome: Outcome = state === 'promoted' ? 'promoted' : state === 'aborted' ? 'aborted' : state === 'superseded' ? 'superseded' : 'rolled-back';
     upsertSearchAttributes([{ key: outcomeKey, value: outcome }]);
     // DORA reads one rollout as one deployment of the service; the regions' own releases are its detail.
     const memo: ReleaseMemo = { outcome, commitTime: plan.specs[plan.waves[0]![0]!]?.commit?.time ?? null, finishedAt: status.finishedAt, timeToSafeMs: null, drill: false };
@@ -213,6 +236,8 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutStatu
 
   record('started', `${plan.waves.length} wave(s): ${plan.waves.map((w) => `[${w.join(', ')}]`).join(' then ')}; on failure ${plan.onFailure}`, input.requestedBy);
   let failure: string | null = null;
+  /** A region's release was superseded: a newer version is on its way there, and this rollout gives way without undoing anything. */
+  let supersededIn: string | null = null;
   for (const [index, wave] of status.waves.entries()) {
     if (index > 0 && plan.soakMs > 0 && !abortCommand) {
       status.soakUntil = new Date(Date.now() + plan.soakMs).toISOString();
@@ -236,6 +261,7 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutStatu
       await runRegion(region);
       if (region.state === 'failed' && !failure) {
         failure = `${region.region}: ${region.detail}`;
+        if (region.outcome === 'superseded') supersededIn = region.region;
         // The version is bad somewhere: the rest of this wave stops too.
         await tellInFlight(abortSignal, { actor: 'rampart', reason: `rollout ${input.rolloutId}: ${failure}`, source: 'operator' });
       }
@@ -249,6 +275,9 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutStatu
   for (const wave of status.waves) if (wave.state === 'waiting' || wave.state === 'soaking' || wave.state === 'paused') wave.state = 'cancelled';
 
   if (!failure && !abortCommand) return finish('promoted', `${version} promoted in every region`);
+  if (supersededIn && !abortCommand) {
+    return finish('superseded', `a newer version superseded ${version} in ${supersededIn}; later waves never start and nothing is rolled back (the newer rollout owns the regions now)`);
+  }
   const why = abortCommand ? `aborted by ${(abortCommand as ReleaseCommand).actor}: ${(abortCommand as ReleaseCommand).reason}` : `failed in ${failure}`;
   if (!abortCommand && plan.onFailure === 'halt') return finish('halted', `${why}; later waves halted, promoted regions left as they are`);
   // Newest wave first, the regions of one wave together.

@@ -40,7 +40,7 @@ const rolloutIdParamsSchema = z
 const regionStateSchema = z.object({
   region: z.string(),
   wave: z.number().int().describe('Index of its wave (0 = first).'),
-  state: z.enum(['waiting', 'submitting', 'running', 'promoted', 'failed', 'rolling-back', 'rolled-back', 'rollback-failed', 'cancelled']),
+  state: z.enum(['waiting', 'running', 'promoted', 'failed', 'rolling-back', 'rolled-back', 'rollback-failed', 'cancelled']),
   releaseId: z.string().nullable().describe("The region's release (release/<service>/<environment>@<region>/<version>); its commands are under /regions/{region}."),
   previousStable: z.string().nullable().describe('The version stable in the region before this rollout: what a rollback returns to.'),
   outcome: z.string().nullable().describe("How the region's release ended."),
@@ -56,7 +56,7 @@ export const rolloutStatusSchema = z
     service: z.string(),
     environment: z.string(),
     version: z.string(),
-    state: z.enum(['running', 'promoted', 'halted', 'rolled-back', 'aborted']),
+    state: z.enum(['running', 'promoted', 'halted', 'rolled-back', 'aborted', 'superseded']),
     onFailure: z.enum(['halt', 'rollback-all']),
     soakMs: z.number(),
     currentWave: z.number().int(),
