@@ -61,6 +61,8 @@ before(async () => {
           ],
         },
         analysis: { interval: '1s', maxBakeFactor: 30 },
+        // No warm window: the test checks the layout a finished promotion leaves (one version, in the stable slot).
+        rollback: { warmWindow: 0 },
       },
     }),
   );
