@@ -14,6 +14,8 @@ export interface ReleaseRef {
   environment: string;
   version: string;
   target: TargetSpec;
+  /** The region of a rollout's release: fills {{region}} in metric queries. */
+  region?: string;
 }
 
 /** What one look of the analysis asks for. */
@@ -155,7 +157,7 @@ export function createActivities({ providers, outbound = new OutboundAllowlist()
       const checks = await Promise.all(
         request.checks.map(async (check): Promise<CheckEvidence> => {
           const ask = async (track: Track, version: string): Promise<TrackEvidence | null> => {
-            const values = { service: ref.service, environment: ref.environment, version, track, window };
+            const values = { service: ref.service, environment: ref.environment, region: ref.region ?? '', version, track, window };
             const context = { check: check.name, service: ref.service, environment: ref.environment, version, track };
             if (check.kind === 'ratio') {
               const counts = await metrics.counts({ ...context, events: renderQuery(check.events, values), total: renderQuery(check.total, values) });

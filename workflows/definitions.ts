@@ -50,6 +50,8 @@ export interface ReleaseCarryOver {
 export interface LaneInput {
   service: string;
   environment: string;
+  /** The region of a rollout this lane serves; unset: the service's one lane in the environment. */
+  region?: string;
   /** Carried over continue-as-new. */
   recent?: LaneRecord[];
   /** The versions that were stable in this lane, oldest first: what a rollback may return to. */
@@ -119,6 +121,8 @@ export interface RollbackWorkflowInput {
   releaseId: string;
   service: string;
   environment: string;
+  /** The region whose lane asked for it; unset outside a rollout. */
+  region?: string;
   target: TargetSpec;
   /** The stable version when the lane took the request; the workflow reads the deployer's own view when it starts. */
   from: string | null;
@@ -161,6 +165,8 @@ export interface LaneRecord {
 export interface LaneStatus {
   service: string;
   environment: string;
+  /** Set for a region's lane. */
+  region?: string;
   current: LaneRecord | null;
   pending: LaneRecord | null;
   recent: LaneRecord[];
@@ -228,21 +234,38 @@ export const versionKey = defineSearchAttributeKey('RampartVersion', SearchAttri
 export const phaseKey = defineSearchAttributeKey('RampartPhase', SearchAttributeType.KEYWORD);
 export const outcomeKey = defineSearchAttributeKey('RampartOutcome', SearchAttributeType.KEYWORD);
 
-export const SEARCH_ATTRIBUTES = [serviceKey, environmentKey, versionKey, phaseKey, outcomeKey];
+/** The region of a rollout's release, rollback or lane; unset outside rollouts. */
+export const regionKey = defineSearchAttributeKey('RampartRegion', SearchAttributeType.KEYWORD);
+
+export const SEARCH_ATTRIBUTES = [serviceKey, environmentKey, versionKey, phaseKey, outcomeKey, regionKey];
 
 export function drillScheduleId(service: string, environment: string): string {
   return `drill/${service}/${environment}`;
 }
 
-export function releaseWorkflowId(service: string, environment: string, version: string): string {
-  return `release/${service}/${environment}/${version}`;
+/**
+ * Where a lane's workflows live: the environment, or `<environment>@<region>` for one region of a
+ * rollout (one release in flight per service, environment and region). No region keeps the ids of
+ * releases and lanes recorded before regions.
+ */
+export function placeOf(environment: string, region?: string): string {
+  return region ? `${environment}@${region}` : environment;
+}
+
+export function releaseWorkflowId(service: string, environment: string, version: string, region?: string): string {
+  return `release/${service}/${placeOf(environment, region)}/${version}`;
 }
 
 /** A rollback has its own id: its version was released before under releaseWorkflowId, and may be returned to more than once. */
-export function rollbackWorkflowId(service: string, environment: string, to: string, nonce: string): string {
-  return `rollback/${service}/${environment}/${to}/${nonce}`;
+export function rollbackWorkflowId(service: string, environment: string, to: string, nonce: string, region?: string): string {
+  return `rollback/${service}/${placeOf(environment, region)}/${to}/${nonce}`;
 }
 
-export function laneWorkflowId(service: string, environment: string): string {
-  return `lane/${service}/${environment}`;
+export function laneWorkflowId(service: string, environment: string, region?: string): string {
+  return `lane/${service}/${placeOf(environment, region)}`;
+}
+
+/** One rollout per version of a service with regions: it runs the version's release in each region, wave by wave. */
+export function rolloutWorkflowId(service: string, environment: string, version: string): string {
+  return `rollout/${service}/${environment}/${version}`;
 }

@@ -29,6 +29,8 @@ import {
   laneStatusQuery,
   pauseSignal,
   releaseFinishedSignal,
+  placeOf,
+  regionKey,
   releaseWorkflowId,
   requestRollbackUpdate,
   resumeSignal,
@@ -119,7 +121,7 @@ interface InFlight extends CarriedRelease {
  * also reports its end to the lane by releaseFinishedSignal, which reaches whichever run is current.
  */
 export async function releaseLaneWorkflow(input: LaneInput): Promise<void> {
-  const { service, environment } = input;
+  const { service, environment, region } = input;
   const generation = input.generation ?? 0;
   const recent: LaneRecord[] = [...(input.recent ?? [])];
   const stable: StableRecord[] = [...(input.stable ?? [])];
@@ -145,6 +147,7 @@ export async function releaseLaneWorkflow(input: LaneInput): Promise<void> {
   setHandler(laneStatusQuery, () => ({
     service,
     environment,
+    ...(region ? { region } : {}),
     current: lane.current ? plain(lane.current) : null,
     pending: lane.pending ? plain(lane.pending) : null,
     recent,
@@ -161,7 +164,8 @@ export async function releaseLaneWorkflow(input: LaneInput): Promise<void> {
     if (item.error !== undefined) throw ApplicationFailure.nonRetryable(item.error, 'SubmitFailed');
   }
 
-  const forThisLane = (spec: ReleaseSpec | undefined) => spec?.service === service && spec?.environment === environment;
+  const forThisLane = (spec: ReleaseSpec | undefined) => spec?.service === service && spec?.environment === environment && spec?.region === region;
+  const laneName = placeOf(environment, region);
 
   setHandler(
     submitReleaseUpdate,
@@ -172,7 +176,7 @@ export async function releaseLaneWorkflow(input: LaneInput): Promise<void> {
     },
     {
       validator: (spec) => {
-        if (!forThisLane(spec)) throw new Error(`this lane is ${service}/${environment}; the release is for ${spec?.service}/${spec?.environment}`);
+        if (!forThisLane(spec)) throw new Error(`this lane is ${service}/${laneName}; the release is for ${spec?.service}/${placeOf(spec?.environment ?? '', spec?.region)}`);
       },
     },
   );
@@ -180,7 +184,7 @@ export async function releaseLaneWorkflow(input: LaneInput): Promise<void> {
   setHandler(enqueueReleaseSignal, (spec) => {
     // Nobody waits for this answer: a submission for another lane is dropped with a log line.
     if (!forThisLane(spec)) {
-      log.warn('submission for another lane ignored', { lane: `${service}/${environment}`, service: spec?.service, environment: spec?.environment });
+      log.warn('submission for another lane ignored', { lane: `${service}/${laneName}`, service: spec?.service, environment: spec?.environment, region: spec?.region });
       return;
     }
     work.push({ kind: 'submit', spec });
@@ -249,7 +253,7 @@ export async function releaseLaneWorkflow(input: LaneInput): Promise<void> {
   }
 
   async function start(spec: ReleaseSpec): Promise<SubmitResult> {
-    const releaseId = releaseWorkflowId(service, environment, spec.version);
+    const releaseId = releaseWorkflowId(service, environment, spec.version, region);
     try {
       const child = await startChild(releaseWorkflow, {
         workflowId: releaseId,
@@ -261,6 +265,7 @@ export async function releaseLaneWorkflow(input: LaneInput): Promise<void> {
           { key: serviceKey, value: service },
           { key: environmentKey, value: environment },
           { key: versionKey, value: spec.version },
+          ...(region ? [{ key: regionKey, value: region }] : []),
         ],
       });
       const started: InFlight = { ...record(spec, releaseId), done: false, supersedeSent: false, alertPolicy: spec.alerts, target: spec.target, watched: true };
@@ -291,6 +296,7 @@ export async function releaseLaneWorkflow(input: LaneInput): Promise<void> {
         { key: serviceKey, value: service },
         { key: environmentKey, value: environment },
         { key: versionKey, value: rollback.to },
+        ...(region ? [{ key: regionKey, value: region }] : []),
       ],
     });
     const started: InFlight = {
@@ -375,7 +381,7 @@ export async function releaseLaneWorkflow(input: LaneInput): Promise<void> {
     // Newest first: a version released and later returned to by a rollback answers with the rollback.
     const known = [lane.current, lane.pending, ...[...recent].reverse()].find((r) => r?.version === spec.version);
     if (known) return { releaseId: known.releaseId, disposition: 'duplicate' };
-    const releaseId = releaseWorkflowId(service, environment, spec.version);
+    const releaseId = releaseWorkflowId(service, environment, spec.version, region);
     const stale = staleness(spec);
     if (stale) return { releaseId, disposition: 'stale', reason: stale };
     if (lane.current && spec.drill && !lane.current.watched) {
@@ -430,11 +436,12 @@ export async function releaseLaneWorkflow(input: LaneInput): Promise<void> {
     for (const entry of [lane.current?.done ? null : lane.current, lane.pending]) {
       if (entry?.rollback && entry.version === to) return { ...base, releaseId: entry.releaseId, disposition: 'duplicate', to };
     }
-    const releaseId = rollbackWorkflowId(service, environment, to, uuid4().slice(0, 8));
+    const releaseId = rollbackWorkflowId(service, environment, to, uuid4().slice(0, 8), region);
     const rollback: RollbackWorkflowInput = {
       releaseId,
       service,
       environment,
+      ...(region ? { region } : {}),
       target: request.target ?? choice.target.target,
       from,
       to,
@@ -506,7 +513,7 @@ export async function releaseLaneWorkflow(input: LaneInput): Promise<void> {
       }
       const inspection = inFlight && !inFlight.done ? await inspect(inFlight) : undefined;
       if (!inFlight || inFlight.done || inspection === null) {
-        answers.push({ ...base, releaseId: null, action: 'none', detail: `no release of ${service} in ${environment} is in flight` });
+        answers.push({ ...base, releaseId: null, action: 'none', detail: `no release of ${service} in ${laneName} is in flight` });
         continue;
       }
       answers.push({ ...base, releaseId: inFlight.releaseId, ...(await steer(inFlight, inspection, notice, actor)) });
@@ -568,6 +575,7 @@ export async function releaseLaneWorkflow(input: LaneInput): Promise<void> {
     return continueAsNew<typeof releaseLaneWorkflow>({
       service,
       environment,
+      ...(region ? { region } : {}),
       recent,
       stable,
       current,

@@ -123,7 +123,7 @@ const CONTINUE_AS_NEW_AFTER_EVENTS = 4_000;
  * bake continues as new and carries the status, the saga and the bake with it.
  */
 export async function releaseWorkflow({ releaseId, spec, carried }: ReleaseWorkflowInput): Promise<ReleaseStatus> {
-  const ref: ReleaseRef = { service: spec.service, environment: spec.environment, version: spec.version, target: spec.target };
+  const ref: ReleaseRef = { service: spec.service, environment: spec.environment, version: spec.version, target: spec.target, ...(spec.region ? { region: spec.region } : {}) };
   const steps = spec.strategy.steps;
 
   const status: ReleaseStatus = carried?.status ?? {
@@ -527,7 +527,7 @@ export async function releaseWorkflow({ releaseId, spec, carried }: ReleaseWorkf
       });
     }
     // The lane may have continued as new since it started this release: only this tells it the next may start.
-    await getExternalWorkflowHandle(laneWorkflowId(spec.service, spec.environment))
+    await getExternalWorkflowHandle(laneWorkflowId(spec.service, spec.environment, spec.region))
       .signal(releaseFinishedSignal, { releaseId, outcome })
       .catch((error: Error) => log.info('no lane to tell that the release finished', { releaseId, error: error.message }));
     return snapshot();

@@ -129,7 +129,7 @@ export async function rollbackWorkflow(input: RollbackWorkflowInput): Promise<Re
     // What DORA reads back from visibility: a rollback that arrived is a recovery, timed from the request.
     const memo: ReleaseMemo = { outcome, commitTime: input.commit?.time ?? null, finishedAt: status.finishedAt, timeToSafeMs: outcome === 'rolled-back-to' ? timeToSafeMs : null, drill: false, rollback: true };
     upsertMemo({ release: memo });
-    await getExternalWorkflowHandle(laneWorkflowId(service, environment))
+    await getExternalWorkflowHandle(laneWorkflowId(service, environment, input.region))
       .signal(releaseFinishedSignal, { releaseId, outcome })
       .catch((error: Error) => log.info('no lane to tell that the rollback finished', { releaseId, error: error.message }));
     return status;

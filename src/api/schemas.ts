@@ -31,6 +31,16 @@ const RELEASE_ID = /^release\/([^/]+)\/([^/]+)\/(.+)$/;
 /** A rollback's id: rollback/<service>/<environment>/<version>/<8 hex digits> (rollbackWorkflowId). */
 const ROLLBACK_ID = /^rollback\/([^/]+)\/([^/]+)\/(.+)\/[0-9a-f]{8}$/;
 
+/** `<environment>` or, for a region of a rollout, `<environment>@<region>` (placeOf), as parts to check. */
+function placeParts(place: string): [string, z.ZodType, string][] {
+  const at = place.indexOf('@');
+  if (at < 0) return [['environment', nameSchema, place]];
+  return [
+    ['environment', nameSchema, place.slice(0, at)],
+    ['region', nameSchema, place.slice(at + 1)],
+  ];
+}
+
 /** A release id, release/<service>/<environment>/<version>, URL-encoded as one path segment. */
 export const releaseIdParamsSchema = z
   .object({
@@ -45,7 +55,8 @@ export const releaseIdParamsSchema = z
         }
         const checks: [string, z.ZodType, string][] = [
           ['service', nameSchema, match[1]!],
-          ['environment', nameSchema, match[2]!],
+          // <environment>@<region> for a region of a rollout.
+          ...placeParts(match[2]!),
           ['version', versionSchema, match[3]!],
         ];
         for (const [part, schema, value] of checks) {
@@ -53,7 +64,7 @@ export const releaseIdParamsSchema = z
           if (!result.success) ctx.addIssue({ code: 'custom', message: `${part}: ${result.error.issues[0]?.message ?? 'invalid'}` });
         }
       })
-      .describe('The release id, release/<service>/<environment>/<version>, URL-encoded.'),
+      .describe('The release id, release/<service>/<environment>/<version> (release/<service>/<environment>@<region>/<version> in a rollout), URL-encoded.'),
   })
   .strict();
 

@@ -133,7 +133,8 @@ export const stepSchema = z
 export type StepSpec = z.infer<typeof stepSchema>;
 
 const querySchema = z.string().min(1).max(4_000);
-const QUERY_HELP = '{{service}}, {{environment}}, {{version}}, {{track}} (stable or canary) and {{window}} (the time since the step moved traffic) are filled in.';
+const QUERY_HELP =
+  '{{service}}, {{environment}}, {{region}} (the region of a rollout; empty otherwise), {{version}}, {{track}} (stable or canary) and {{window}} (the time since the step moved traffic) are filled in.';
 
 export const ratioCheckSchema = z
   .object({
@@ -185,13 +186,17 @@ export type LatencyCheckSpec = z.infer<typeof latencyCheckSchema>;
  * sum; the responses term is not, so a track Prometheus has no series for is no data, never 0 of 0.
  */
 const haproxyIncrease = (metric: string, extra = '') =>
-  `sum(increase(haproxy_server_${metric}{proxy="{{service}}",server="{{track}}",environment="{{environment}}"${extra}}[{{window}}]))`;
+  `sum(increase(haproxy_server_${metric}{proxy="{{service}}",server="{{track}}",environment="{{environment}}",region="{{region}}"${extra}}[{{window}}]))`;
 const FAILED_WITHOUT_RESPONSE = ['redispatch_warnings_total', 'connection_errors_total', 'response_errors_total'].map((metric) => `(${haproxyIncrease(metric)} or vector(0))`);
 export const DEFAULT_ERROR_EVENTS_QUERY = [`(${haproxyIncrease('http_responses_total', ',code="5xx"')} or vector(0))`, ...FAILED_WITHOUT_RESPONSE].join(' + ');
 export const DEFAULT_ERROR_TOTAL_QUERY = [haproxyIncrease('http_responses_total'), ...FAILED_WITHOUT_RESPONSE].join(' + ');
+/**
+ * The default queries match `region="{{region}}"`: a region's release sees only its region's series,
+ * and outside a rollout the placeholder is empty, and `region=""` matches series without the label.
+ */
 /** The app's own request-duration histogram (the prom-client and OpenTelemetry convention), labelled by the scrape with service, track and environment. */
 export const DEFAULT_LATENCY_BUCKETS_QUERY =
-  'sum by (le) (increase(http_request_duration_seconds_bucket{service="{{service}}",track="{{track}}",environment="{{environment}}"}[{{window}}]))';
+  'sum by (le) (increase(http_request_duration_seconds_bucket{service="{{service}}",track="{{track}}",environment="{{environment}}",region="{{region}}"}[{{window}}]))';
 
 export const DEFAULT_CHECKS = [
   { name: 'error-rate', kind: 'ratio', events: DEFAULT_ERROR_EVENTS_QUERY, total: DEFAULT_ERROR_TOTAL_QUERY, maxIncreaseOverStable: 0.02, max: 0.05 },
@@ -279,6 +284,9 @@ export const simulatedTargetSchema = z
     trafficPerSecond: z.number().min(0).max(1_000_000).default(100).describe('User requests per second reaching the service (Poisson arrivals).'),
     internalShare: z.number().min(0).max(1).default(0.05).describe('Share of user requests from internal users (those an internal audience sends to the canary).'),
     seed: z.number().int().min(0).default(1).describe('Seed of the simulated traffic: the same seed gives the same requests, errors and latencies.'),
+    fleet: nameSchema
+      .optional()
+      .describe("Which in-process fleet the service runs in; default its own. Each region of a rollout on the simulated target gets its own (the region's name) unless it sets one."),
   })
   .strict()
   .describe('In-process fleet with configurable health, for demos and benchmarks.');
@@ -346,6 +354,48 @@ export const strategySchema = z
     }
   });
 
+/** One region of a rollout: the base target with these fields merged over it, and optional tweaks to how it is released. */
+export const regionSchema = z
+  .object({
+    target: z
+      .record(z.string(), z.unknown())
+      .default({})
+      .describe(
+        "Fields merged over the spec's target for this region: mappings merge key by key (env, a simulated fleet's health), anything else is replaced (ports, sockets, Prometheus URL, command). A different type replaces the whole target.",
+      ),
+    strategy: z
+      .record(z.string(), z.unknown())
+      .optional()
+      .describe("This region's own strategy (steps), in place of the spec's strategy or rollout.laterWaves."),
+    analysis: z
+      .record(z.string(), z.unknown())
+      .optional()
+      .describe("Analysis fields merged over the spec's analysis for this region (checks, when given, replace the list)."),
+    alerts: alertPolicySchema.optional().describe("This region's alert policy; default the spec's."),
+  })
+  .strict()
+  .describe('A region: a target of its own (the base target plus overrides) and optional strategy, analysis or alert tweaks.');
+
+export type RegionSpec = z.infer<typeof regionSchema>;
+
+export const rolloutPolicySchema = z
+  .object({
+    laterWaves: strategySchema
+      .optional()
+      .describe('The strategy of every wave after the first (a version the first wave proved needs less), e.g. shorter bakes; default the spec\'s strategy.'),
+    soak: durationSchema.default(0).describe('How long to wait after a wave is promoted before the next wave starts (a durable timer).'),
+    onFailure: z
+      .enum(['halt', 'rollback-all'])
+      .default('halt')
+      .describe(
+        'When a region fails (rolled back, aborted, superseded): halt stops later waves and leaves promoted regions as they are; rollback-all also rolls back every region this rollout promoted, in reverse wave order, on the fast rollback path.',
+      ),
+  })
+  .strict()
+  .describe('How a rollout moves through its waves.');
+
+export type RolloutPolicy = z.infer<typeof rolloutPolicySchema>;
+
 export const releaseSpecSchema = z
   .object({
     service: nameSchema.describe('The service being released.'),
@@ -373,10 +423,122 @@ export const releaseSpecSchema = z
       .optional()
       .describe('Where to announce the release; unset sends nothing.'),
     drill: z.boolean().default(false).describe('Set by rollback drills: the release is a drill, left out of the DORA figures.'),
+    regions: z
+      .record(nameSchema, regionSchema)
+      .optional()
+      .describe('Named regions: each release of the spec becomes a rollout, one release per region through its own lane, wave by wave (waves). Unset: one release, as ever.'),
+    waves: z
+      .array(z.array(nameSchema).max(50))
+      .max(50)
+      .optional()
+      .describe('The order of the rollout: lists of region names, e.g. [[pilot], [eu-1, us-1], [ap-1]]; every region in exactly one wave. The regions of a wave run at the same time.'),
+    rollout: rolloutPolicySchema.optional().describe('Later-wave strategy, soak between waves and the failure policy (regions only).'),
+    region: nameSchema.optional().describe("Set by the rollout on each region's release (not written by hand): the region it runs in, part of its lane and id."),
   })
-  .strict();
+  .strict()
+  .superRefine((spec, ctx) => {
+    for (const problem of regionProblems(spec)) ctx.addIssue({ code: 'custom', path: problem.path, message: problem.message });
+  });
 
 export type ReleaseSpec = z.infer<typeof releaseSpecSchema>;
+
+/** A spec with regions, as the rollout runs it: its waves, and each region's own release spec. */
+export interface RolloutPlan {
+  waves: string[][];
+  /** Per region, the spec its release runs: region set, no regions of its own. */
+  specs: Record<string, ReleaseSpec>;
+  soakMs: number;
+  onFailure: RolloutPolicy['onFailure'];
+}
+
+const isMapping = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
+
+/** Mappings merge key by key; anything else in `over` replaces what is in `base`. */
+function mergeOver(base: unknown, over: unknown): unknown {
+  if (!isMapping(base) || !isMapping(over)) return over;
+  const merged: Record<string, unknown> = { ...base };
+  for (const [key, value] of Object.entries(over)) merged[key] = value === undefined ? base[key] : mergeOver(base[key], value);
+  return merged;
+}
+
+/** The spec one region's release runs, before validation: base target and analysis with the region's fields merged over. */
+function regionalInput(spec: ReleaseSpec, region: string, waveIndex: number): Record<string, unknown> {
+  const own = spec.regions?.[region] ?? { target: {} };
+  const { regions: _regions, waves: _waves, rollout, region: _region, ...base } = spec;
+  const overTarget = own.target ?? {};
+  const target =
+    overTarget.type !== undefined && overTarget.type !== spec.target.type
+      ? overTarget
+      : // A simulated region runs in its own fleet: regions never share slots.
+        { ...(spec.target.type === 'simulated' ? { fleet: region } : {}), ...(mergeOver(spec.target, overTarget) as Record<string, unknown>) };
+  const strategy = own.strategy ?? (waveIndex > 0 && rollout?.laterWaves ? rollout.laterWaves : spec.strategy);
+  const analysis = own.analysis ? { ...spec.analysis, ...own.analysis } : spec.analysis;
+  return { ...base, region, target, strategy, analysis, alerts: own.alerts ?? spec.alerts };
+}
+
+/**
+ * Where a problem in one region's merged spec is named: in the region's own block, or null when it
+ * comes from rollout.laterWaves, which is validated (and its problems named) as a field of its own.
+ */
+function regionField(spec: ReleaseSpec, region: string, waveIndex: number, path: PropertyKey[]): PropertyKey[] | null {
+  const own = spec.regions?.[region];
+  if (path[0] === 'strategy' && !own?.strategy && waveIndex > 0 && spec.rollout?.laterWaves) return null;
+  return ['regions', region, ...path];
+}
+
+/** Every mistake in regions, waves and rollout, each with the field it is in. */
+function regionProblems(spec: ReleaseSpec): { path: PropertyKey[]; message: string }[] {
+  const problems: { path: PropertyKey[]; message: string }[] = [];
+  const names = Object.keys(spec.regions ?? {});
+  if (spec.region !== undefined && spec.regions) problems.push({ path: ['region'], message: 'region is set by a rollout on each region\'s release; a spec with regions leaves it unset' });
+  if (!spec.regions) {
+    if (spec.waves) problems.push({ path: ['waves'], message: 'waves order regions: declare them in regions' });
+    if (spec.rollout) problems.push({ path: ['rollout'], message: 'rollout applies to a spec with regions' });
+    return problems;
+  }
+  if (names.length === 0) problems.push({ path: ['regions'], message: 'name at least one region, or leave regions out' });
+  if (!spec.waves) {
+    problems.push({ path: ['waves'], message: `a spec with regions orders them in waves, e.g. [[${names[0] ?? 'pilot'}]${names.length > 1 ? `, [${names.slice(1).join(', ')}]` : ''}]` });
+    return problems;
+  }
+  if (spec.waves.length === 0) problems.push({ path: ['waves'], message: 'at least one wave' });
+  const waveOf = new Map<string, number>();
+  spec.waves.forEach((wave, w) => {
+    if (wave.length === 0) problems.push({ path: ['waves', w], message: 'an empty wave: every wave names at least one region' });
+    wave.forEach((region, i) => {
+      if (!spec.regions![region]) {
+        problems.push({ path: ['waves', w, i], message: `no region "${region}" in regions; they are ${names.join(', ') || 'none'}` });
+      } else if (waveOf.has(region)) {
+        problems.push({ path: ['waves', w, i], message: `${region} is already in wave ${waveOf.get(region)! + 1}: a region is in one wave only` });
+      } else waveOf.set(region, w);
+    });
+  });
+  for (const region of names) {
+    if (!waveOf.has(region)) {
+      problems.push({ path: ['regions', region], message: `${region} is in no wave: add it to waves (or remove it)` });
+      continue;
+    }
+    const w = waveOf.get(region)!;
+    const checked = releaseSpecSchema.safeParse(regionalInput(spec, region, w));
+    if (!checked.success) {
+      for (const issue of checked.error.issues) {
+        const path = regionField(spec, region, w, issue.path);
+        if (path) problems.push({ path, message: issue.message });
+      }
+    }
+  }
+  return problems;
+}
+
+/** The rollout a spec with regions asks for; null for a spec without regions (one release, as ever). */
+export function rolloutPlan(spec: ReleaseSpec): RolloutPlan | null {
+  if (!spec.regions || !spec.waves) return null;
+  const specs: Record<string, ReleaseSpec> = {};
+  spec.waves.forEach((wave, w) => {
+    for (const region of wave) specs[region] = releaseSpecSchema.parse(regionalInput(spec, region, w));
+  });
+  return { waves: spec.waves.map((wave) => [...wave]), specs, soakMs: spec.rollout?.soak ?? 0, onFailure: spec.rollout?.onFailure ?? 'halt' };
+}
 export type ReleaseSpecInput = z.input<typeof releaseSpecSchema>;
 export type LoadTestSpec = z.infer<typeof loadTestSchema>;
 export type HookSpec = z.infer<typeof hookSchema>;

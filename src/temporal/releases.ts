@@ -16,6 +16,7 @@ import {
   approveUpdate,
   laneStatusQuery,
   laneWorkflowId,
+  placeOf,
   releaseWorkflowId,
   pauseUpdate,
   requestRollbackUpdate,
@@ -26,6 +27,7 @@ import {
   TASK_QUEUE,
   type AlertAnswer,
   type AlertNotice,
+  type LaneInput,
   type LaneStatus,
   type ReleaseInspection,
   type RollbackAnswer,
@@ -114,9 +116,9 @@ export class ReleaseClient {
 
   private async submitToLane(spec: ReleaseSpec): Promise<SubmitResult> {
     const lane = new WithStartWorkflowOperation(releaseLaneWorkflow, {
-      workflowId: laneWorkflowId(spec.service, spec.environment),
+      workflowId: laneWorkflowId(spec.service, spec.environment, spec.region),
       taskQueue: this.taskQueue,
-      args: [{ service: spec.service, environment: spec.environment }],
+      args: [laneInput(spec)],
       workflowIdConflictPolicy: 'USE_EXISTING',
     });
     return this.client.workflow.executeUpdateWithStart(submitReleaseUpdate, { args: [spec], startWorkflowOperation: lane });
@@ -128,13 +130,13 @@ export class ReleaseClient {
    */
   async enqueue(spec: ReleaseSpec): Promise<SubmitResult> {
     await this.client.workflow.signalWithStart(releaseLaneWorkflow, {
-      workflowId: laneWorkflowId(spec.service, spec.environment),
+      workflowId: laneWorkflowId(spec.service, spec.environment, spec.region),
       taskQueue: this.taskQueue,
-      args: [{ service: spec.service, environment: spec.environment }],
+      args: [laneInput(spec)],
       signal: enqueueReleaseSignal,
       signalArgs: [spec],
     });
-    return { releaseId: releaseWorkflowId(spec.service, spec.environment, spec.version), disposition: 'accepted' };
+    return { releaseId: releaseWorkflowId(spec.service, spec.environment, spec.version, spec.region), disposition: 'accepted' };
   }
 
   /**
@@ -142,12 +144,14 @@ export class ReleaseClient {
    * the current). Answered with the rollback's id; refused (RollbackRefusedError) with the allowed
    * versions when the target was never stable, or when the lane has never released anything.
    */
-  async rollback(service: string, environment: string, request: RollbackRequest): Promise<RollbackAnswer> {
+  async rollback(service: string, environment: string, request: RollbackRequest, region?: string): Promise<RollbackAnswer> {
     let answer: RollbackAnswer;
     try {
-      answer = await this.client.workflow.getHandle(laneWorkflowId(service, environment)).executeUpdate(requestRollbackUpdate, { args: [request] });
+      answer = await this.client.workflow.getHandle(laneWorkflowId(service, environment, region)).executeUpdate(requestRollbackUpdate, { args: [request] });
     } catch (error) {
-      if (error instanceof WorkflowNotFoundError) throw new RollbackRefusedError(`nothing was ever released for ${service} in ${environment}: nothing to roll back`, []);
+      if (error instanceof WorkflowNotFoundError) {
+        throw new RollbackRefusedError(`nothing was ever released for ${service} in ${placeOf(environment, region)}: nothing to roll back`, []);
+      }
       if (error instanceof WorkflowUpdateFailedError) throw new SubmitRefusedError(error.cause?.message ?? error.message);
       throw error;
     }
@@ -197,9 +201,9 @@ export class ReleaseClient {
    * Hands alerts to the lane of one service and environment, which remembers which fire and steers
    * its release in flight; null when the lane does not exist (nothing was ever released there).
    */
-  async applyAlerts(service: string, environment: string, batch: { actor: string; alerts: AlertNotice[] }): Promise<AlertAnswer[] | null> {
+  async applyAlerts(service: string, environment: string, batch: { actor: string; alerts: AlertNotice[] }, region?: string): Promise<AlertAnswer[] | null> {
     try {
-      return await this.client.workflow.getHandle(laneWorkflowId(service, environment)).executeUpdate(applyAlertsUpdate, { args: [batch] });
+      return await this.client.workflow.getHandle(laneWorkflowId(service, environment, region)).executeUpdate(applyAlertsUpdate, { args: [batch] });
     } catch (error) {
       if (error instanceof WorkflowNotFoundError) return null;
       throw error;
@@ -212,9 +216,9 @@ export class ReleaseClient {
     return signal ? this.client.withAbortSignal(signal, wait) : wait();
   }
 
-  async lane(service: string, environment: string): Promise<LaneStatus | null> {
+  async lane(service: string, environment: string, region?: string): Promise<LaneStatus | null> {
     try {
-      return await this.client.workflow.getHandle(laneWorkflowId(service, environment)).query(laneStatusQuery);
+      return await this.client.workflow.getHandle(laneWorkflowId(service, environment, region)).query(laneStatusQuery);
     } catch (error) {
       if (error instanceof WorkflowNotFoundError) return null;
       throw error;
@@ -245,6 +249,11 @@ export class ReleaseClient {
     }
     return releases;
   }
+}
+
+/** A lane's start input: a region's lane knows its region. */
+function laneInput(spec: ReleaseSpec): LaneInput {
+  return { service: spec.service, environment: spec.environment, ...(spec.region ? { region: spec.region } : {}) };
 }
 
 /** Visibility's view of a release plus the memo it left when it finished. */

@@ -33,7 +33,8 @@ until temporal operator search-attribute create --address "$TEMPORAL_ADDRESS" --
   --name RampartEnvironment --type Keyword \
   --name RampartVersion --type Keyword \
   --name RampartPhase --type Keyword \
-  --name RampartOutcome --type Keyword; do
+  --name RampartOutcome --type Keyword \
+  --name RampartRegion --type Keyword; do
   tries=$((tries + 1))
   if [ "$tries" -ge 30 ]; then
     echo "could not register Rampart's search attributes in $TEMPORAL_NAMESPACE" >&2

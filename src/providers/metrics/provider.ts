@@ -31,8 +31,9 @@ export interface MetricProvider {
   isOnline(): Promise<boolean>;
 }
 
-export type QueryPlaceholder = 'service' | 'environment' | 'version' | 'track' | 'window';
+export type QueryPlaceholder = 'service' | 'environment' | 'region' | 'version' | 'track' | 'window';
 
-export function renderQuery(template: string, values: Record<QueryPlaceholder, string>): string {
-  return template.replace(/\{\{\s*(service|environment|version|track|window)\s*\}\}/g, (_, key: QueryPlaceholder) => values[key]);
+/** Fills the placeholders; {{region}} is empty outside a rollout, and PromQL's region="" matches series without the label. */
+export function renderQuery(template: string, values: Record<Exclude<QueryPlaceholder, 'region'>, string> & { region?: string }): string {
+  return template.replace(/\{\{\s*(service|environment|region|version|track|window)\s*\}\}/g, (_, key: QueryPlaceholder) => values[key] ?? '');
 }

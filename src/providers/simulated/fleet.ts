@@ -262,34 +262,39 @@ async function delay(target: SimulatedTarget, signal?: AbortSignal): Promise<voi
   if (target.latencyMs > 0) await sleep(target.latencyMs, undefined, signal ? { signal } : undefined);
 }
 
+/** The fleet a service runs in: its own, or, for a region of a rollout, `<service>@<fleet>`, so regions never share slots. */
+export function fleetKey(service: string, target: SimulatedTarget): string {
+  return target.fleet ? `${service}@${target.fleet}` : service;
+}
+
 export class SimulatedDeployer implements Deployer {
   readonly type = 'simulated';
   constructor(private readonly fleet: SimulatedFleet, private readonly target: SimulatedTarget) {}
 
   async deploy(service: string, slot: Slot, version: string): Promise<void> {
     await delay(this.target);
-    const fleet = this.fleet.service(service, this.target);
+    const fleet = this.fleet.service(fleetKey(service, this.target), this.target);
     if (fleet.slots[slot] === version) return;
     const attempt = (fleet.deployAttempts[version] = (fleet.deployAttempts[version] ?? 0) + 1);
     if (attempt <= health(this.target, version).deployFailures) {
-      this.fleet.save(service, fleet);
+      this.fleet.save(fleetKey(service, this.target), fleet);
       throw new Error(`simulated deploy of ${version} to the ${slot} slot failed (attempt ${attempt})`);
     }
     fleet.slots[slot] = version;
-    this.fleet.record(service, fleet, { action: 'deploy', slot, version });
+    this.fleet.record(fleetKey(service, this.target), fleet, { action: 'deploy', slot, version });
   }
 
   async stop(service: string, slot: Slot): Promise<void> {
     await delay(this.target);
-    const fleet = this.fleet.service(service, this.target);
+    const fleet = this.fleet.service(fleetKey(service, this.target), this.target);
     if (fleet.slots[slot] === null) return;
     const version = fleet.slots[slot];
     fleet.slots[slot] = null;
-    this.fleet.record(service, fleet, { action: 'stop', slot, version });
+    this.fleet.record(fleetKey(service, this.target), fleet, { action: 'stop', slot, version });
   }
 
   async slots(service: string): Promise<SlotState> {
-    return { ...this.fleet.service(service, this.target).slots };
+    return { ...this.fleet.service(fleetKey(service, this.target), this.target).slots };
   }
 }
 
@@ -299,28 +304,28 @@ export class SimulatedRouter implements TrafficRouter {
 
   async setRoutes(service: string, routes: Routes): Promise<Routes> {
     await delay(this.target);
-    const fleet = this.fleet.service(service, this.target);
+    const fleet = this.fleet.service(fleetKey(service, this.target), this.target);
     const version = fleet.slots.canary;
     if (routes.canaryWeight > 0 && version) {
       const attempt = (fleet.routeAttempts[version] = (fleet.routeAttempts[version] ?? 0) + 1);
       if (attempt <= health(this.target, version).trafficFailures) {
-        this.fleet.save(service, fleet);
+        this.fleet.save(fleetKey(service, this.target), fleet);
         throw new Error(`simulated router refused the weight change (attempt ${attempt})`);
       }
     }
     fleet.routes = { canaryWeight: routes.canaryWeight, internalAudience: routes.internalAudience ? { ...routes.internalAudience } : null };
-    this.fleet.record(service, fleet, { action: 'set-routes', routes: fleet.routes });
+    this.fleet.record(fleetKey(service, this.target), fleet, { action: 'set-routes', routes: fleet.routes });
     return { ...fleet.routes };
   }
 
   async getRoutes(service: string): Promise<Routes> {
-    return { ...this.fleet.service(service, this.target).routes };
+    return { ...this.fleet.service(fleetKey(service, this.target), this.target).routes };
   }
 
   /** A version that crashed refuses connections, and the router's health checks see it. */
   async serverDown(service: string, slot: 'stable' | 'canary'): Promise<string | null> {
-    const version = this.fleet.service(service, this.target).slots[slot];
-    const behaviour = this.fleet.behaviour(service, this.target, version);
+    const version = this.fleet.service(fleetKey(service, this.target), this.target).slots[slot];
+    const behaviour = this.fleet.behaviour(fleetKey(service, this.target), this.target, version);
     if (!behaviour || !crashed(behaviour, Date.now() / 1_000)) return null;
     const since = new Date(behaviour.crashesAt! * 1_000).toISOString();
     return `server ${slot} (${version}) is DOWN: connection refused since ${since} (simulated crash)`;
@@ -369,8 +374,8 @@ export class SimulatedMetrics implements MetricProvider {
     if (health(this.target, request.version).noData) return null;
     const now = Date.now();
     const to = now - (now % TICK_MS);
-    const seconds = queryWindowSeconds(query) ?? (now - (this.fleet.service(request.service, this.target).timeline?.at(-1)?.at ?? now)) / 1_000;
-    return this.fleet.traffic(request.service, this.target, to - Math.round(seconds * 1_000), to)[request.track];
+    const seconds = queryWindowSeconds(query) ?? (now - (this.fleet.service(fleetKey(request.service, this.target), this.target).timeline?.at(-1)?.at ?? now)) / 1_000;
+    return this.fleet.traffic(fleetKey(request.service, this.target), this.target, to - Math.round(seconds * 1_000), to)[request.track];
   }
 }
 
