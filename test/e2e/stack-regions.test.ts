@@ -35,8 +35,8 @@ function behaviour(region: string): Record<string, Behaviour> {
 const notifications: Array<{ status: string; labels: Record<string, string> }> = [];
 
 function deployer(region: string, slots: { stablePort: number; canaryPort: number }): LocalDeployer {
-  // Each region's instances keep their own records: the same service name runs once per region on this machine.
-  return new LocalDeployer({ command: DEMO_COMMAND, ...slots, env: { DEMO_BEHAVIOUR: JSON.stringify(behaviour(region)) }, stateDir: path.join(workDir, 'deploy', region) });
+  // One state dir for all: the same service runs once per region on this machine, and the region keeps the records apart.
+  return new LocalDeployer({ command: DEMO_COMMAND, ...slots, env: { DEMO_BEHAVIOUR: JSON.stringify(behaviour(region)) }, stateDir: path.join(workDir, 'deploy'), region });
 }
 
 async function query(prometheusUrl: string, promql: string): Promise<Array<{ metric: Record<string, string>; value: [number, string] }>> {
@@ -105,7 +105,11 @@ before(async () => {
       await new HaproxyRouter({ socket: slots.haproxySocket }).waitUntilUp(service.name);
     }),
   );
-  const singleDeployer = new LocalDeployer({ command: DEMO_COMMAND, stablePort: singleService.stablePort, canaryPort: singleService.canaryPort, stateDir: path.join(workDir, 'deploy', 'single') });
+  for (const region of REGIONS) {
+    const instance = await deployer(region, regionTarget(stack, region, service.name)).instance(service.name, 'stable');
+    assert.equal(instance?.port, regionTarget(stack, region, service.name).stablePort, `${region}'s stable record is its own instance`);
+  }
+  const singleDeployer = new LocalDeployer({ command: DEMO_COMMAND, stablePort: singleService.stablePort, canaryPort: singleService.canaryPort, stateDir: path.join(workDir, 'deploy') });
   cleanups.add('instance without regions', () => singleDeployer.stop(singleService.name, 'stable'));
   await singleDeployer.deploy(singleService.name, 'stable', stable);
   await new HaproxyRouter({ socket: single.haproxySocket }).waitUntilUp(singleService.name, ['stable']);
