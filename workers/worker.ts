@@ -3,6 +3,7 @@ import { NativeConnection, Worker, type InjectedSinks, type TLSConfig, type Work
 import { createActivities } from '../activities';
 import { createDrillActivities } from '../activities/drill';
 import { createLaneActivities } from '../activities/lane';
+import { createRolloutActivities } from '../activities/rollout';
 import { ReleaseClient } from '../src/temporal/releases';
 import type { RampartSinks } from '../src/engine/events';
 import { DeploymentMetrics } from '../src/observability/deployment-metrics';
@@ -75,7 +76,7 @@ export async function createReleaseWorker(options: ReleaseWorkerOptions): Promis
     namespace: options.namespace ?? 'default',
     taskQueue: options.taskQueue ?? TASK_QUEUE,
     ...(bundlePath ? { workflowBundle: { codePath: bundlePath } } : { workflowsPath: require.resolve('../workflows') }),
-    activities: { ...createActivities({ providers, ...(options.outbound ? { outbound: options.outbound } : {}) }), ...createDrillActivities({ releases }), ...createLaneActivities({ releases }) },
+    activities: { ...createActivities({ providers, ...(options.outbound ? { outbound: options.outbound } : {}) }), ...createDrillActivities({ releases }), ...createLaneActivities({ releases }), ...createRolloutActivities({ releases }) },
     sinks,
     // On shutdown, running activities get this long to finish (an undo, a traffic move) before they
     // are cancelled; the load test observes the cancellation and stops its load at once.

@@ -7,7 +7,7 @@ import type { SightingRecord } from '../src/engine/alerts';
 import type { BakeState } from '../src/engine/bake';
 import type { SagaState } from '../src/engine/saga';
 import type { Outcome, ReleaseCommand, ReleaseStatus } from '../src/engine/release-state';
-import type { AlertPolicy, ReleaseSpec, TargetSpec } from '../src/spec/release-spec';
+import type { AlertPolicy, ReleaseSpec, RolloutPlan, TargetSpec } from '../src/spec/release-spec';
 
 export const TASK_QUEUE = 'rampart-releases';
 
@@ -269,3 +269,66 @@ export function laneWorkflowId(service: string, environment: string, region?: st
 export function rolloutWorkflowId(service: string, environment: string, version: string): string {
   return `rollout/${service}/${environment}/${version}`;
 }
+
+export interface RolloutInput {
+  rolloutId: string;
+  service: string;
+  environment: string;
+  version: string;
+  /** The waves and each region's release spec (rolloutPlan of the submitted spec). */
+  plan: RolloutPlan;
+  requestedBy: string;
+}
+
+/**
+ * waiting: its wave has not started; submitting: being handed to its lane; running: its release is in
+ * flight; promoted; failed (its release ended otherwise); rolling-back, rolled-back, rollback-failed
+ * (rollback-all or an abort); cancelled: the rollout stopped before its wave.
+ */
+export type RegionState = 'waiting' | 'submitting' | 'running' | 'promoted' | 'failed' | 'rolling-back' | 'rolled-back' | 'rollback-failed' | 'cancelled';
+export type WaveState = 'waiting' | 'soaking' | 'paused' | 'running' | 'promoted' | 'failed' | 'cancelled';
+/** promoted everywhere; halted (a region failed, policy halt); rolled-back (policy rollback-all); aborted by an operator. */
+export type RolloutState = 'running' | 'promoted' | 'halted' | 'rolled-back' | 'aborted';
+
+export interface RolloutRegion {
+  region: string;
+  wave: number;
+  state: RegionState;
+  /** The region's release (release/<service>/<environment>@<region>/<version>), once submitted. */
+  releaseId: string | null;
+  /** The version stable in the region before this rollout: what a rollback returns to. */
+  previousStable: string | null;
+  outcome: Outcome | null;
+  rollbackId: string | null;
+  detail: string | null;
+  startedAt: string | null;
+  finishedAt: string | null;
+}
+
+export interface RolloutStatus {
+  rolloutId: string;
+  service: string;
+  environment: string;
+  version: string;
+  state: RolloutState;
+  onFailure: 'halt' | 'rollback-all';
+  soakMs: number;
+  /** Index of the wave running (or last run). */
+  currentWave: number;
+  /** When the soak before the next wave ends, while it lasts. */
+  soakUntil: string | null;
+  /** Set while an operator's pause holds the rollout. */
+  paused: { actor: string; reason: string; at: string } | null;
+  waves: { index: number; regions: string[]; state: WaveState; startedAt: string | null; finishedAt: string | null }[];
+  regions: RolloutRegion[];
+  startedAt: string;
+  finishedAt: string | null;
+  reason: string | null;
+  history: { at: string; event: string; detail: string; actor?: string }[];
+}
+
+export const rolloutStatusQuery = defineQuery<RolloutStatus>('rolloutStatus');
+/** Commands on the whole rollout: pause (its releases in flight and the next wave), resume, abort (every region back to its previous version). */
+export const pauseRolloutUpdate = defineUpdate<RolloutStatus, [ReleaseCommand]>('pauseRollout');
+export const resumeRolloutUpdate = defineUpdate<RolloutStatus, [ReleaseCommand]>('resumeRollout');
+export const abortRolloutUpdate = defineUpdate<RolloutStatus, [ReleaseCommand]>('abortRollout');

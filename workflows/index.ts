@@ -3,3 +3,4 @@ export { releaseWorkflow } from './release';
 export { releaseLaneWorkflow } from './lane';
 export { rollbackDrillWorkflow } from './drill';
 export { rollbackWorkflow } from './rollback';
+export { rolloutWorkflow } from './rollout';

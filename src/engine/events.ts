@@ -36,7 +36,9 @@ export type ReleaseEvent =
       timeToDetectMs: number | null;
       timeToSafeMs: number | null;
     }
-  | { type: 'transition'; service: string; environment: string; event: string; phase: Phase | null; step: string | null; actor?: string; reason?: string };
+  | { type: 'transition'; service: string; environment: string; event: string; phase: Phase | null; step: string | null; actor?: string; reason?: string }
+  /** A rollout across regions ended: one deployment of the service, with each region's end state. */
+  | { type: 'rollout'; service: string; environment: string; version: string; state: string; regions: { region: string; state: string }[]; durationMs: number };
 
 /** Where the release was when the event happened: every log line carries it. */
 export interface EventContext {

@@ -18,6 +18,8 @@ export class DeploymentMetrics {
   readonly drills: Counter<'service' | 'environment' | 'result'>;
   readonly drillTimeToDetect: Histogram<'service' | 'environment'>;
   readonly drillTimeToSafe: Histogram<'service' | 'environment'>;
+  readonly rollouts: Counter<'service' | 'environment' | 'state'>;
+  readonly rolloutRegions: Counter<'service' | 'environment' | 'region' | 'state'>;
 
   constructor(readonly registry: Registry = new Registry()) {
     const registers = [registry];
@@ -46,6 +48,18 @@ export class DeploymentMetrics {
     });
     this.drills = new Counter({ name: 'rampart_drills_total', help: 'Rollback drills, by result (passed, failed, skipped).', labelNames: ['service', 'environment', 'result'], registers });
     this.drillTimeToDetect = new Histogram({ name: 'rampart_drill_time_to_detect_seconds', help: 'Drills: from the faulty version taking traffic to the decision to roll back.', labelNames: ['service', 'environment'], buckets: SECONDS, registers });
+    this.rollouts = new Counter({
+      name: 'rampart_rollouts_finished_total',
+      help: 'Rollouts across regions finished (one deployment each), by state (promoted, halted, rolled-back, aborted).',
+      labelNames: ['service', 'environment', 'state'],
+      registers,
+    });
+    this.rolloutRegions = new Counter({
+      name: 'rampart_rollout_regions_total',
+      help: "Each region of a finished rollout, by the region's end state (promoted, failed, rolled-back, rollback-failed, cancelled).",
+      labelNames: ['service', 'environment', 'region', 'state'],
+      registers,
+    });
     this.drillTimeToSafe = new Histogram({ name: 'rampart_drill_time_to_safe_seconds', help: 'Drills: from the faulty version taking traffic to all traffic verified back on stable.', labelNames: ['service', 'environment'], buckets: SECONDS, registers });
   }
 
@@ -76,6 +90,10 @@ export class DeploymentMetrics {
         this.drills.inc({ ...where, result: event.result });
         if (event.timeToDetectMs !== null) this.drillTimeToDetect.observe(where, event.timeToDetectMs / 1_000);
         if (event.timeToSafeMs !== null) this.drillTimeToSafe.observe(where, event.timeToSafeMs / 1_000);
+        return;
+      case 'rollout':
+        this.rollouts.inc({ ...where, state: event.state });
+        for (const { region, state } of event.regions) this.rolloutRegions.inc({ ...where, region, state });
         return;
       case 'transition':
         return;

@@ -1,5 +1,6 @@
 import {
   WithStartWorkflowOperation,
+  WorkflowExecutionAlreadyStartedError,
   WorkflowNotFoundError,
   WorkflowUpdateFailedError,
   type Client,
@@ -8,7 +9,7 @@ import {
 import { computeDora, type DoraFigures, type ReleaseRecord } from '../engine/dora';
 import type { ReleaseMemo } from '../engine/events';
 import type { CommandName, Outcome, ReleaseCommand, ReleaseStatus } from '../engine/release-state';
-import type { ReleaseSpec } from '../spec/release-spec';
+import { rolloutPlan, type ReleaseSpec } from '../spec/release-spec';
 import {
   abortUpdate,
   applyAlertsUpdate,
@@ -25,6 +26,15 @@ import {
   statusQuery,
   submitReleaseUpdate,
   TASK_QUEUE,
+  abortRolloutUpdate,
+  environmentKey,
+  pauseRolloutUpdate,
+  resumeRolloutUpdate,
+  rolloutStatusQuery,
+  rolloutWorkflowId,
+  serviceKey,
+  versionKey,
+  type RolloutStatus,
   type AlertAnswer,
   type AlertNotice,
   type LaneInput,
@@ -35,6 +45,33 @@ import {
   type SubmitResult,
 } from '../../workflows/definitions';
 import { releaseLaneWorkflow } from '../../workflows/lane';
+import { rolloutWorkflow } from '../../workflows/rollout';
+
+const ROLLOUT_UPDATES = { pause: pauseRolloutUpdate, resume: resumeRolloutUpdate, abort: abortRolloutUpdate } as const;
+export type RolloutCommandName = keyof typeof ROLLOUT_UPDATES;
+
+/** A rollout's start: started, or this version's rollout already exists (it is answered). */
+export interface RolloutStart {
+  rolloutId: string;
+  disposition: 'started' | 'duplicate';
+}
+
+/** One region as `rampart where` shows it: what is stable there, what is in flight, and when it last changed. */
+export interface RegionView {
+  region: string;
+  stable: string | null;
+  inFlight: { releaseId: string; version: string; state: string | null; step: string | null; rollback: boolean } | null;
+  /** When what runs there last changed: the end of the release or rollback that made the stable version stable. */
+  lastChange: string | null;
+}
+
+/** The rollout of a version does not exist. */
+export class RolloutNotFoundError extends Error {
+  constructor(readonly rolloutId: string) {
+    super(`no rollout ${rolloutId}`);
+    this.name = 'RolloutNotFoundError';
+  }
+}
 
 const COMMAND_UPDATES = {
   pause: pauseUpdate,
@@ -122,6 +159,99 @@ export class ReleaseClient {
       workflowIdConflictPolicy: 'USE_EXISTING',
     });
     return this.client.workflow.executeUpdateWithStart(submitReleaseUpdate, { args: [spec], startWorkflowOperation: lane });
+  }
+
+  /**
+   * Starts the rollout of a spec with regions: one workflow per version, which hands each region's
+   * release to that region's lane, wave by wave. A second start of the same version answers the first.
+   */
+  async startRollout(spec: ReleaseSpec): Promise<RolloutStart> {
+    const plan = rolloutPlan(spec);
+    if (!plan) throw new Error(`${spec.service} declares no regions: release it with submit()`);
+    const rolloutId = rolloutWorkflowId(spec.service, spec.environment, spec.version);
+    try {
+      await this.client.workflow.start(rolloutWorkflow, {
+        workflowId: rolloutId,
+        taskQueue: this.taskQueue,
+        args: [{ rolloutId, service: spec.service, environment: spec.environment, version: spec.version, plan, requestedBy: spec.requestedBy }],
+        workflowIdReusePolicy: 'REJECT_DUPLICATE',
+        typedSearchAttributes: [
+          { key: serviceKey, value: spec.service },
+          { key: environmentKey, value: spec.environment },
+          { key: versionKey, value: spec.version },
+        ],
+      });
+      return { rolloutId, disposition: 'started' };
+    } catch (error) {
+      if (error instanceof WorkflowExecutionAlreadyStartedError) return { rolloutId, disposition: 'duplicate' };
+      throw error;
+    }
+  }
+
+  async rolloutStatus(rolloutId: string): Promise<RolloutStatus> {
+    try {
+      return await this.client.workflow.getHandle(rolloutId).query(rolloutStatusQuery);
+    } catch (error) {
+      if (error instanceof WorkflowNotFoundError) throw new RolloutNotFoundError(rolloutId);
+      throw error;
+    }
+  }
+
+  async rolloutResult(rolloutId: string): Promise<RolloutStatus> {
+    return this.client.workflow.getHandle(rolloutId).result();
+  }
+
+  /** Pause, resume or abort a whole rollout: refused with the reason when it makes no sense now, else the status after it. */
+  async rolloutCommand(rolloutId: string, name: RolloutCommandName, command: ReleaseCommand): Promise<RolloutStatus> {
+    const handle = this.client.workflow.getHandle(rolloutId);
+    try {
+      return await handle.executeUpdate(ROLLOUT_UPDATES[name], { args: [command] });
+    } catch (error) {
+      if (error instanceof WorkflowUpdateFailedError) throw new CommandRejectedError(name, error.cause?.message ?? error.message);
+      if (error instanceof WorkflowNotFoundError) {
+        const finished = await handle.query(rolloutStatusQuery).catch(() => null);
+        if (finished) throw new CommandRejectedError(name, `the rollout has finished (${finished.state}); nothing to ${name}`);
+        throw new RolloutNotFoundError(rolloutId);
+      }
+      throw error;
+    }
+  }
+
+  /** The newest rollout of a service in an environment, or null. */
+  async latestRollout(service: string, environment: string): Promise<RolloutStatus | null> {
+    const query = `WorkflowType = 'rolloutWorkflow' AND RampartService = ${quote(service)} AND RampartEnvironment = ${quote(environment)}`;
+    for await (const info of this.client.workflow.list({ query, pageSize: 1 })) {
+      return this.rolloutStatus(info.workflowId).catch(() => null);
+    }
+    return null;
+  }
+
+  /**
+   * What runs where: per region, the version stable in its lane, the release or rollback in flight and
+   * its step, and when the stable version became stable. `regions` default: the newest rollout's.
+   */
+  async where(service: string, environment: string, regions?: readonly string[]): Promise<RegionView[]> {
+    const names = regions ?? (await this.latestRollout(service, environment))?.regions.map((r) => r.region) ?? [];
+    return Promise.all(
+      names.map(async (region): Promise<RegionView> => {
+        const lane = await this.lane(service, environment, region);
+        const stable = lane?.stable.at(-1) ?? null;
+        const current = lane?.current ?? null;
+        const [stableStatus, currentStatus] = await Promise.all([
+          stable ? this.status(stable.releaseId).catch(() => null) : null,
+          current ? this.status(current.releaseId).catch(() => null) : null,
+        ]);
+        const running = current && currentStatus && !currentStatus.finishedAt ? current : null;
+        return {
+          region,
+          stable: stable?.version ?? null,
+          inFlight: running
+            ? { releaseId: running.releaseId, version: running.version, state: currentStatus?.state ?? null, step: currentStatus?.step?.name ?? null, rollback: running.rollback === true }
+            : null,
+          lastChange: stableStatus?.finishedAt ?? null,
+        };
+      }),
+    );
   }
 
   /**
