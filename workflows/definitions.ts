@@ -146,6 +146,8 @@ export type Disposition = 'started' | 'queued' | 'duplicate' | 'busy' | 'accepte
 
 export interface SubmitResult {
   releaseId: string;
+  /** Set when the spec has regions: the rollout started (or found) for this version. */
+  rolloutId?: string;
   disposition: Disposition;
   /** The release this one supersedes, when a release was in flight. */
   supersedes?: string;

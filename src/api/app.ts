@@ -27,6 +27,7 @@ import { drillRoutes } from './routes/drills';
 import { healthRoutes } from './routes/health';
 import { releaseRoutes } from './routes/releases';
 import { rollbackRoutes } from './routes/rollback';
+import { rolloutRoutes } from './routes/rollouts';
 import { serviceRoutes } from './routes/services';
 import { webhookRoutes } from './routes/webhooks';
 import type { TrustedProxies } from '../config';
@@ -254,6 +255,7 @@ export async function buildApp(deps: ApiDependencies): Promise<FastifyInstance> 
       },
       tags: [
         { name: 'releases', description: 'Start, list, inspect and steer releases.' },
+        { name: 'rollouts', description: 'Rollouts across regions: waves, commands on the rollout or one region, what runs where.' },
         { name: 'webhooks', description: 'CI, GitHub and Alertmanager deliveries.' },
         { name: 'services', description: 'Registered service specs and lanes.' },
         { name: 'drills', description: 'Rollback drills on Temporal Schedules, and their results.' },
@@ -269,6 +271,7 @@ export async function buildApp(deps: ApiDependencies): Promise<FastifyInstance> 
   await app.register(releaseRoutes, { ctx });
   await app.register(serviceRoutes, { ctx });
   await app.register(rollbackRoutes, { ctx });
+  await app.register(rolloutRoutes, { ctx });
   await app.register(webhookRoutes, { ctx });
   await app.register(alertRoutes, { ctx });
   await app.register(drillRoutes, { ctx });

@@ -6,7 +6,10 @@ import type { ApiSettings } from './settings';
 import type { SpecRegistry } from './spec-registry';
 
 /** What the routes need of Temporal: the ReleaseClient, or a stand-in with the same methods. */
-export type ReleaseOperations = Pick<ReleaseClient, 'submit' | 'enqueue' | 'status' | 'command' | 'list' | 'lane' | 'dora' | 'applyAlerts' | 'rollback'>;
+export type ReleaseOperations = Pick<
+  ReleaseClient,
+  'submit' | 'enqueue' | 'status' | 'command' | 'list' | 'lane' | 'dora' | 'applyAlerts' | 'rollback' | 'rolloutStatus' | 'rolloutCommand' | 'where'
+>;
 
 /** What the drill routes need of Temporal Schedules: the DrillClient, or a stand-in with the same methods. */
 export type DrillOperations = Pick<DrillClient, 'create' | 'describe' | 'list' | 'pause' | 'resume' | 'trigger' | 'delete' | 'results'>;
@@ -43,5 +46,7 @@ export function principalOf(request: { principal?: Principal }): Principal {
 
 /** A release id as one URL path segment. */
 export function releasePath(releaseId: string): string {
+  // A rollout's id (a spec with regions) is followed at /v1/rollouts.
+  if (releaseId.startsWith('rollout/')) return `/v1/rollouts/${encodeURIComponent(releaseId)}`;
   return `/v1/releases/${encodeURIComponent(releaseId)}`;
 }

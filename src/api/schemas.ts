@@ -91,7 +91,8 @@ export const listQuerySchema = z
 
 export const submitResultSchema = z
   .object({
-    releaseId: z.string().describe('release/<service>/<environment>/<version>.'),
+    releaseId: z.string().describe('release/<service>/<environment>/<version>; for a spec with regions, the rollout id (as rolloutId).'),
+    rolloutId: z.string().optional().describe('rollout/<service>/<environment>/<version>: set when the spec has regions (one rollout, one release per region). Follow it at /v1/rollouts/{id}.'),
     disposition: z
       .enum(['started', 'queued', 'duplicate', 'busy', 'accepted', 'stale'])
       .describe(

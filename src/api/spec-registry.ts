@@ -13,6 +13,7 @@ import {
   outboundProblems,
   releaseLimitsSchema,
   releaseSpecFromRequest,
+  rolloutProblems,
   type ReleaseLimits,
   type ReleaseRequest,
 } from '../spec/release-request';
@@ -198,7 +199,7 @@ export function parseRegisteredSpec(text: string, file: string, outbound: Outbou
     if (error instanceof InvalidSpecError) throw new InvalidSpecError(error.problems.map((p) => ({ field: `spec.${p.field}`, message: p.message })));
     throw error;
   }
-  const unreachable = outboundProblems(checked, (url) => outbound.refusal(url));
+  const unreachable = [...outboundProblems(checked, (url) => outbound.refusal(url)), ...rolloutProblems(checked, true, (url) => outbound.refusal(url))];
   if (unreachable.length) throw new InvalidSpecError(unreachable.map((p) => ({ field: `spec.${p.field}`, message: p.message })));
   return {
     service: checked.service,

@@ -16,6 +16,14 @@ export interface ReleaseRecord {
   drill: boolean;
   /** A rollback of a promoted release; one that failed or was superseded changed nothing, and counts as nothing. */
   rollback?: boolean;
+  /** A release or rollback in one region of a rollout: the rollout is the deployment, this is its detail. */
+  region?: string;
+}
+
+/** Per region of a service's rollouts: its releases that promoted, and those that failed (rolled back, aborted) or were rolled back. */
+export interface RegionDetail {
+  deployments: number;
+  failures: number;
 }
 
 export interface Summary {
@@ -46,6 +54,8 @@ export interface DoraFigures {
    * promoted release: from the rollback command to all traffic on the known-good version.
    */
   failedDeploymentRecoveryTime: Summary | null;
+  /** Set for a service released in rollouts across regions: each rollout is one deployment above, and here is each region's share. */
+  regions?: Record<string, RegionDetail>;
 }
 
 const FAILED: readonly Outcome[] = ['rolled-back', 'aborted'];
@@ -74,7 +84,16 @@ export function computeDora(records: readonly ReleaseRecord[], window: { from: D
     groups.set(key, [...(groups.get(key) ?? []), record]);
   }
   return [...groups.values()]
-    .map((group) => {
+    .map((all) => {
+      // One rollout is one deployment of the service (its own record); its regions' releases are detail.
+      const group = all.filter((r) => r.region === undefined);
+      const regional = all.filter((r) => r.region !== undefined);
+      const regions: Record<string, RegionDetail> = {};
+      for (const r of regional) {
+        const detail = (regions[r.region!] ??= { deployments: 0, failures: 0 });
+        if (r.outcome === 'promoted') detail.deployments += 1;
+        else if (r.outcome === 'rolled-back-to' || (r.outcome !== null && FAILED.includes(r.outcome))) detail.failures += 1;
+      }
       const deployed = group.filter((r) => r.outcome === 'promoted');
       const failed = group.filter((r) => r.outcome !== null && FAILED.includes(r.outcome));
       // Each is the recovery from a promoted change that failed in production.
@@ -84,8 +103,8 @@ export function computeDora(records: readonly ReleaseRecord[], window: { from: D
       const leadTimes = deployed.filter((r) => r.commitTime).map((r) => (Date.parse(r.closeTime!) - Date.parse(r.commitTime!)) / 1_000);
       const recoveries = [...failed, ...rollbacks].filter((r) => r.timeToSafeMs !== null).map((r) => r.timeToSafeMs! / 1_000);
       return {
-        service: group[0]!.service,
-        environment: group[0]!.environment,
+        service: all[0]!.service,
+        environment: all[0]!.environment,
         window: { from: window.from.toISOString(), to: window.to.toISOString(), days },
         deployments: deployed.length,
         deploymentFrequencyPerDay: days > 0 ? deployed.length / days : 0,
@@ -94,6 +113,7 @@ export function computeDora(records: readonly ReleaseRecord[], window: { from: D
         changeFailureRate: changes > 0 ? Math.min(1, failures / changes) : failures > 0 ? 1 : null,
         failedDeployments: failures,
         failedDeploymentRecoveryTime: summarize(recoveries),
+        ...(regional.length ? { regions } : {}),
       };
     })
     .sort((a, b) => a.service.localeCompare(b.service) || a.environment.localeCompare(b.environment));

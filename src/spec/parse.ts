@@ -1,6 +1,6 @@
 import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
-import { releaseSpecSchema, type ReleaseSpec } from './release-spec';
+import { checkedReleaseSpecSchema, type ReleaseSpec } from './release-spec';
 
 /** One problem with a spec: where it is (a dotted path such as strategy.steps.2.weight) and why. */
 export interface SpecProblem {
@@ -24,7 +24,7 @@ export function describeIssues(issues: readonly z.core.$ZodIssue[]): SpecProblem
 
 /** Validates an already-decoded spec, filling in every default. Throws InvalidSpecError naming each bad field. */
 export function validateReleaseSpec(input: unknown): ReleaseSpec {
-  const result = releaseSpecSchema.safeParse(input);
+  const result = checkedReleaseSpecSchema.safeParse(input);
   if (!result.success) throw new InvalidSpecError(describeIssues(result.error.issues));
   return result.data;
 }

@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { formatPromDuration } from '../engine/duration';
 import { InvalidSpecError, validateReleaseSpec, type SpecProblem } from './parse';
 import {
+  rolloutPlan,
   alertPolicySchema,
   analysisSchema,
   durationSchema,
@@ -31,7 +32,7 @@ const refusedLocalTargetSchema = z
   .describe('Refused: a local target is registered on the server (RAMPART_SPECS_DIR), never sent.');
 
 /** The release-spec fields a caller may send only for a service that has no registered spec. */
-export const INLINE_SPEC_FIELDS = ['target', 'strategy', 'analysis', 'alerts', 'notifications'] as const;
+export const INLINE_SPEC_FIELDS = ['target', 'strategy', 'analysis', 'alerts', 'notifications', 'regions', 'waves', 'rollout'] as const;
 
 export const inlineSpecShape = {
   target: z
@@ -44,6 +45,9 @@ export const inlineSpecShape = {
   notifications: releaseSpecSchema.shape.notifications.describe(
     'Only for a service without a registered spec; the host must be in RAMPART_OUTBOUND_HOSTS.',
   ),
+  regions: releaseSpecSchema.shape.regions.describe('Only for a service without a registered spec: regions on the simulated target (each its own fleet).'),
+  waves: releaseSpecSchema.shape.waves.describe('Only for a service without a registered spec: the order of its regions.'),
+  rollout: releaseSpecSchema.shape.rollout.describe('Only for a service without a registered spec: later-wave strategy, soak and failure policy.'),
 };
 
 /** A release spec sent inline (the CI webhook's and a drill's `spec`): simulated target only, no service or version. */
@@ -194,8 +198,24 @@ export function releaseSpecFromRequest(request: ReleaseRequest, context: Resolve
   if (problems.length) throw new InvalidSpecError(problems);
   const checked = validateOverridden(overridden, request.overrides);
   problems.push(...outboundProblems(checked, context.outboundRefusal));
+  problems.push(...rolloutProblems(checked, registered !== null, context.outboundRefusal));
   if (problems.length) throw new InvalidSpecError(problems);
   return checked;
+}
+
+/**
+ * A region's release may bring a target, hooks and notifications of its own: an inline spec's regions
+ * stay on the simulated target, and every region's hooks go only where the allowlist lets them.
+ */
+export function rolloutProblems(spec: ReleaseSpec, registered: boolean, refusal: (url: string) => string | null): SpecProblem[] {
+  const plan = rolloutPlan(spec);
+  if (!plan) return [];
+  return Object.entries(plan.specs).flatMap(([region, regional]) => [
+    ...(!registered && regional.target.type !== 'simulated' ? [{ field: `regions.${region}.target.type`, message: SERVER_SIDE_TARGET }] : []),
+    ...outboundProblems(regional, refusal)
+      .filter((p) => !outboundProblems(spec, refusal).some((q) => q.field === p.field && q.message === p.message))
+      .map((p) => ({ field: `regions.${region}.${p.field}`, message: p.message })),
+  ]);
 }
 
 /** Every URL a spec makes the worker call, with its path in the spec. */

@@ -435,10 +435,16 @@ export const releaseSpecSchema = z
     rollout: rolloutPolicySchema.optional().describe('Later-wave strategy, soak between waves and the failure policy (regions only).'),
     region: nameSchema.optional().describe("Set by the rollout on each region's release (not written by hand): the region it runs in, part of its lane and id."),
   })
-  .strict()
-  .superRefine((spec, ctx) => {
-    for (const problem of regionProblems(spec)) ctx.addIssue({ code: 'custom', path: problem.path, message: problem.message });
-  });
+  .strict();
+
+/**
+ * The spec with its regions checked: every mistake in regions, waves and rollout named by its field.
+ * What validateReleaseSpec parses with; releaseSpecSchema stays a plain object, so its fields can be
+ * picked and omitted (drill schedules, requests).
+ */
+export const checkedReleaseSpecSchema = releaseSpecSchema.superRefine((spec, ctx) => {
+  for (const problem of regionProblems(spec)) ctx.addIssue({ code: 'custom', path: problem.path, message: problem.message });
+});
 
 export type ReleaseSpec = z.infer<typeof releaseSpecSchema>;
 
@@ -519,7 +525,7 @@ function regionProblems(spec: ReleaseSpec): { path: PropertyKey[]; message: stri
       continue;
     }
     const w = waveOf.get(region)!;
-    const checked = releaseSpecSchema.safeParse(regionalInput(spec, region, w));
+    const checked = checkedReleaseSpecSchema.safeParse(regionalInput(spec, region, w));
     if (!checked.success) {
       for (const issue of checked.error.issues) {
         const path = regionField(spec, region, w, issue.path);
@@ -535,7 +541,7 @@ export function rolloutPlan(spec: ReleaseSpec): RolloutPlan | null {
   if (!spec.regions || !spec.waves) return null;
   const specs: Record<string, ReleaseSpec> = {};
   spec.waves.forEach((wave, w) => {
-    for (const region of wave) specs[region] = releaseSpecSchema.parse(regionalInput(spec, region, w));
+    for (const region of wave) specs[region] = checkedReleaseSpecSchema.parse(regionalInput(spec, region, w));
   });
   return { waves: spec.waves.map((wave) => [...wave]), specs, soakMs: spec.rollout?.soak ?? 0, onFailure: spec.rollout?.onFailure ?? 'halt' };
 }

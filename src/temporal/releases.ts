@@ -115,6 +115,8 @@ export class RollbackRefusedError extends Error {
 
 /** Releases and rollbacks of promoted releases: both are changes to what runs, and both are listed and counted. */
 const CHANGE_WORKFLOWS = `(WorkflowType = 'releaseWorkflow' OR WorkflowType = 'rollbackWorkflow')`;
+/** What DORA reads: every change, and rollouts, each one deployment of its service (its regions' releases are the detail). */
+const DORA_WORKFLOWS = `(WorkflowType = 'releaseWorkflow' OR WorkflowType = 'rollbackWorkflow' OR WorkflowType = 'rolloutWorkflow')`;
 
 export interface ReleaseSummary {
   releaseId: string;
@@ -140,8 +142,17 @@ export interface ListFilter {
 export class ReleaseClient {
   constructor(private readonly client: Client, private readonly taskQueue: string = TASK_QUEUE) {}
 
-  /** Hands the release to its service's lane, which starts it, queues it behind a superseded one, or finds it a duplicate. */
+  /**
+   * Hands the release to its service's lane, which starts it, queues it behind a superseded one, or
+   * finds it a duplicate. A spec with regions starts its version's rollout instead (releaseId and
+   * rolloutId are then the rollout's id), which hands each region's release to that region's lane.
+   */
   async submit(spec: ReleaseSpec): Promise<SubmitResult> {
+    // A drill exercises one lane's rollback path; it runs on the base target, never as a rollout.
+    if (spec.regions && !spec.drill) {
+      const { rolloutId, disposition } = await this.startRollout(spec);
+      return { releaseId: rolloutId, rolloutId, disposition };
+    }
     try {
       return await this.submitToLane(spec);
     } catch (error) {
@@ -259,6 +270,8 @@ export class ReleaseClient {
    * workflow. The lane then decides exactly as for submit(); the release id is the same either way.
    */
   async enqueue(spec: ReleaseSpec): Promise<SubmitResult> {
+    // Starting a rollout is one server call already: nothing to defer.
+    if (spec.regions && !spec.drill) return this.submit(spec);
     await this.client.workflow.signalWithStart(releaseLaneWorkflow, {
       workflowId: laneWorkflowId(spec.service, spec.environment, spec.region),
       taskQueue: this.taskQueue,
@@ -359,7 +372,7 @@ export class ReleaseClient {
   async dora(filter: { service?: string; environment?: string; days?: number; now?: Date } = {}): Promise<DoraFigures[]> {
     const to = filter.now ?? new Date();
     const from = new Date(to.getTime() - (filter.days ?? 30) * 86_400_000);
-    const clauses = [CHANGE_WORKFLOWS, `ExecutionStatus != 'Running'`, `CloseTime >= ${quote(from.toISOString())}`];
+    const clauses = [DORA_WORKFLOWS, `ExecutionStatus != 'Running'`, `CloseTime >= ${quote(from.toISOString())}`];
     if (filter.service) clauses.push(`RampartService = ${quote(filter.service)}`);
     if (filter.environment) clauses.push(`RampartEnvironment = ${quote(filter.environment)}`);
     const records: ReleaseRecord[] = [];
@@ -400,6 +413,7 @@ export function toRecord(info: WorkflowExecutionInfo): ReleaseRecord {
     timeToSafeMs: memo?.timeToSafeMs ?? null,
     drill: memo?.drill ?? false,
     ...(memo?.rollback ? { rollback: true } : {}),
+    ...(keyword(info, 'RampartRegion') ? { region: keyword(info, 'RampartRegion')! } : {}),
   };
 }
 

@@ -313,8 +313,11 @@ describe('DORA figures and /metrics after a scripted set of releases', () => {
       command: (id, name, command) => rig.releases.command(id, name, command),
       list: (filter) => rig.releases.list(filter),
       lane: (s, e) => rig.releases.lane(s, e),
-      applyAlerts: (s, e, batch) => rig.releases.applyAlerts(s, e, batch),
+      applyAlerts: (s, e, batch, region) => rig.releases.applyAlerts(s, e, batch, region),
       rollback: (s, e, request) => rig.releases.rollback(s, e, request),
+      rolloutStatus: (id) => rig.releases.rolloutStatus(id),
+      rolloutCommand: (id, name, command) => rig.releases.rolloutCommand(id, name, command),
+      where: (s, e, regions) => rig.releases.where(s, e, regions),
       dora: async () => {
         calls += 1;
         throw new Error('visibility unavailable');

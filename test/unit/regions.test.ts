@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { computeDora, type ReleaseRecord } from '../../src/engine/dora';
 import { InvalidSpecError, validateReleaseSpec } from '../../src/spec/parse';
 import { rolloutPlan } from '../../src/spec/release-spec';
 
@@ -133,5 +134,40 @@ describe('regions and waves in the spec', () => {
     assert.deepEqual(foreign.map((p) => p.field), ['regions.r1.target'], 'a simulated target has no ports');
     assert.match(foreign[0]!.message, /stablePort/);
     assert.deepEqual(problems({ regions: { r1: { endpoint: 'x' } }, waves: [['r1']] }).map((p) => p.field), ['regions.r1']);
+  });
+});
+
+describe('DORA with rollouts', () => {
+  test('one rollout is one deployment of the service; its regions are the detail', () => {
+    const at = (minutes: number) => new Date(Date.UTC(2026, 0, 10, 12, minutes)).toISOString();
+    const record = (extra: Partial<ReleaseRecord>): ReleaseRecord => ({
+      service: 'shop',
+      environment: 'production',
+      version: version,
+      outcome: 'promoted',
+      startTime: at(0),
+      closeTime: at(10),
+      commitTime: null,
+      timeToSafeMs: null,
+      drill: false,
+      ...extra,
+    });
+    const records = [
+      record({}), // the rollout of version 1, promoted everywhere
+      record({ region: 'r1' }),
+      record({ region: 'r2' }),
+      record({ region: 'r3' }),
+      record({ outcome: 'rolled-back', closeTime: at(30) }), // the rollout of version 2: r2 failed, rollback-all
+      record({ region: 'r1', closeTime: at(20) }),
+      record({ region: 'r2', outcome: 'rolled-back', closeTime: at(25) }),
+      record({ region: 'r1', outcome: 'rolled-back-to', rollback: true, closeTime: at(29) }),
+    ];
+    const [figures] = computeDora(records, { from: new Date(Date.UTC(2026, 0, 1)), to: new Date(Date.UTC(2026, 0, 31)) });
+    assert.equal(figures!.deployments, 1);
+    assert.equal(figures!.failedDeployments, 1);
+    assert.equal(figures!.changeFailureRate, 0.5);
+    assert.deepEqual(figures!.regions, { r1: { deployments: 2, failures: 1 }, r2: { deployments: 1, failures: 1 }, r3: { deployments: 1, failures: 0 } });
+    const [plain] = computeDora([record({})], { from: new Date(Date.UTC(2026, 0, 1)), to: new Date(Date.UTC(2026, 0, 31)) });
+    assert.equal(plain!.regions, undefined, 'a service without regions keeps today\'s figures');
   });
 });

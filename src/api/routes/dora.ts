@@ -28,6 +28,10 @@ export const doraFiguresSchema = z
     changeFailureRate: z.number().nullable().describe('Failed releases (rolled back or aborted) over failed plus deployed; null with neither.'),
     failedDeployments: z.number(),
     failedDeploymentRecoveryTime: durationSummarySchema.describe('Failed deployment recovery time: from the decision to roll back to traffic verified back on stable.'),
+    regions: z
+      .record(z.string(), z.object({ deployments: z.number(), failures: z.number() }))
+      .optional()
+      .describe("A service released in rollouts across regions: each rollout counts once above; here each region's promoted and failed releases."),
   })
   .describe('The four DORA keys of one service and environment.');
 

@@ -36,7 +36,7 @@ const registeredSchema = z.object({
  * secret (an environment value, a webhook URL with its token in the path, a command line, a socket
  * or Prometheus address), and a field added later is hidden until it is listed here.
  */
-const SHOWN_STRINGS = new Set(['service', 'environment', 'type', 'name', 'phase', 'kind', 'bake', 'interval', 'timeout', 'onFiring', 'healthPath']);
+const SHOWN_STRINGS = new Set(['service', 'environment', 'type', 'name', 'phase', 'kind', 'bake', 'interval', 'timeout', 'onFiring', 'healthPath', 'waves', 'soak', 'onFailure', 'fleet']);
 
 /** The spec with every string not known to be harmless replaced; numbers and booleans (weights, ports, margins) stay. */
 export function redactSpec(value: unknown, key = ''): unknown {

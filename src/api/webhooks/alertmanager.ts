@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { nameSchema } from '../../spec/release-spec';
-import { ALERTS_PER_NOTIFICATION, type AlertAnswer, type AlertNotice } from '../../../workflows/definitions';
+import { ALERTS_PER_NOTIFICATION, placeOf, type AlertAnswer, type AlertNotice } from '../../../workflows/definitions';
 import type { Principal } from '../auth';
 import type { ApiContext } from '../context';
 
@@ -18,7 +18,9 @@ const labelSet = z.record(z.string().max(1_000), z.string().max(10_000));
 
 export const alertSchema = z.looseObject({
   status: z.enum(['firing', 'resolved']),
-  labels: labelSet.describe('Matched to releases by service and, when present, environment; rampart_action (pause or abort) overrides the policy.'),
+  labels: labelSet.describe(
+    "Matched to releases by service and, when present, environment and region (a region label steers that region's release of a rollout); rampart_action (pause or abort) overrides the policy.",
+  ),
   annotations: labelSet.default({}),
   startsAt: timestamp,
   endsAt: timestamp.optional(),
@@ -89,6 +91,8 @@ async function environmentsOf(ctx: ApiContext, service: string): Promise<string[
 interface LaneBatch {
   service: string;
   environment: string;
+  /** Set when the alert names a region: the lane of that region of a rollout. */
+  region?: string;
   notices: AlertNotice[];
 }
 
@@ -107,6 +111,7 @@ export async function applyAlerts(ctx: ApiContext, payload: AlertmanagerPayload,
     seenInPayload.add(fingerprint);
     const service = alert.labels.service;
     const environment = alert.labels.environment;
+    const region = alert.labels.region || undefined;
     const label = alert.labels.rampart_action;
     const note = alert.status === 'firing' && label !== undefined && label !== 'pause' && label !== 'abort' ? ` (rampart_action "${label}" is not pause or abort; the policy applies)` : '';
     if (!service || !nameSchema.safeParse(service).success) {
@@ -115,6 +120,10 @@ export async function applyAlerts(ctx: ApiContext, payload: AlertmanagerPayload,
     }
     if (environment !== undefined && !nameSchema.safeParse(environment).success) {
       routed.push({ alert, fingerprint, lanes: [], note, refused: `environment label "${environment}" is not an environment name` });
+      continue;
+    }
+    if (region !== undefined && !nameSchema.safeParse(region).success) {
+      routed.push({ alert, fingerprint, lanes: [], note, refused: `region label "${region}" is not a region name` });
       continue;
     }
     if (!environment && !environmentsByService.has(service)) environmentsByService.set(service, await environmentsOf(ctx, service));
@@ -131,19 +140,19 @@ export async function applyAlerts(ctx: ApiContext, payload: AlertmanagerPayload,
     };
     const lanes: string[] = [];
     for (const env of environments) {
-      const key = `${service}/${env}`;
-      if (!batches.has(key)) batches.set(key, { service, environment: env, notices: [] });
+      const key = `${service}/${placeOf(env, region)}`;
+      if (!batches.has(key)) batches.set(key, { service, environment: env, ...(region ? { region } : {}), notices: [] });
       batches.get(key)!.notices.push(notice);
       lanes.push(key);
     }
-    routed.push({ alert, fingerprint, lanes, note, refused: `no release of ${service}${environment ? ` in ${environment}` : ''} is in flight` });
+    routed.push({ alert, fingerprint, lanes, note, refused: `no release of ${service}${environment ? ` in ${environment}` : ''}${region ? ` in region ${region}` : ''} is in flight` });
   }
 
   // One update per lane; lanes are independent, so they are asked together.
   const answers = new Map<string, Map<string, AlertAnswer> | null>();
   await Promise.all(
     [...batches].map(async ([key, batch]) => {
-      const answered = await ctx.releases.applyAlerts(batch.service, batch.environment, { actor: principal.name, alerts: batch.notices });
+      const answered = await ctx.releases.applyAlerts(batch.service, batch.environment, { actor: principal.name, alerts: batch.notices }, batch.region);
       answers.set(key, answered ? new Map(answered.map((a) => [a.fingerprint, a])) : null);
     }),
   );
