@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFile, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
@@ -8,26 +8,27 @@ import { promisify } from 'node:util';
 import { Client, Connection } from '@temporalio/client';
 import { buildApp } from '../../src/api/app';
 import { listen } from '../../src/api/server';
+import { SpecRegistry } from '../../src/api/spec-registry';
 import type { ReleaseStatus } from '../../src/engine/release-state';
 import { freePort } from '../../src/net';
 import { PROJECT_ROOT } from '../../src/paths';
 import { LocalDeployer } from '../../src/providers/deploy/local';
 import { HaproxyRouter } from '../../src/providers/traffic/haproxy';
 import { STABLE_ONLY } from '../../src/providers/traffic/router';
-import { validateReleaseSpec } from '../../src/spec/parse';
-import type { ReleaseSpec } from '../../src/spec/release-spec';
 import { freeStackPorts, regionTarget, startLocalStack, type LocalStack, type StackService } from '../../src/stack/local-stack';
 import type { DevServer } from '../../src/temporal/dev-server';
 import { ReleaseClient, type RegionView } from '../../src/temporal/releases';
 import type { RolloutStatus } from '../../workflows/definitions';
-import { TEST_SETTINGS, TOKENS } from '../api/helpers';
+import { call, TEST_SETTINGS, TOKENS } from '../api/helpers';
 import { quietSdkLogs, sha, spawnWorkerProcess, startTestServer, waitFor } from '../helpers/temporal';
 import { allocateService, canaryWeight, Cleanups, DEMO_COMMAND, HEALTHY, portOpen, probe, TrafficLoop, type Behaviour } from './helpers';
 
 // Issue 15 end to end: one service in three regions, waves [r1] then [r2, r3], on the local stack with regions (a
 // HAProxy per region, one Prometheus labelling every series with its region, the demo service in each region's
 // slots), a Temporal dev server, a worker in its own process (so it can be SIGKILLed), the API in process and the
-// CLI as an operator runs it. User traffic flows through every region's frontend the whole time; each region's
+// CLI as an operator runs it. The service's spec is registered with the API (a local target is never sent inline);
+// each scenario registers the spec it needs and restarts the API on the same port, as a reviewed spec change is
+// deployed, and starts its rollout with POST /v1/releases. User traffic flows through every region's frontend the whole time; each region's
 // canary is judged against that region's stable by the default checks. Every end state is read from HAProxy's
 // runtime API, from the demo's own answers through each region's frontend and from the instances running, and
 // `rampart where` must say the same.
@@ -41,7 +42,11 @@ const cleanups = new Cleanups();
 let stack: LocalStack;
 let server: DevServer;
 let releases: ReleaseClient;
+let client: Client;
+let apiPort: number;
 let apiUrl: string;
+let api: { close(): Promise<void> } | null = null;
+let workDir: string;
 let dataDir: string;
 let worker: ChildProcess;
 let service: Required<StackService>;
@@ -68,11 +73,12 @@ function startWorker(): ChildProcess {
 
 before(async () => {
   quietSdkLogs();
-  const workDir = await mkdtemp(path.join(tmpdir(), 'rampart-regions-e2e-'));
+  workDir = await mkdtemp(path.join(tmpdir(), 'rampart-regions-e2e-'));
   cleanups.add('work dir', () => rm(workDir, { recursive: true, force: true }));
   dataDir = path.join(workDir, 'data');
   service = await allocateService('e2e-regions');
-  const apiPort = await freePort();
+  apiPort = await freePort();
+  apiUrl = `http://127.0.0.1:${apiPort}`;
 
   const regions = [];
   for (const name of REGIONS) {
@@ -100,18 +106,9 @@ before(async () => {
 
   const connection = await Connection.connect({ address: server.address });
   cleanups.add('connection', () => connection.close());
-  const client = new Client({ connection });
+  client = new Client({ connection });
   releases = new ReleaseClient(client);
-  const app = await buildApp({
-    releases,
-    ping: async () => {
-      await client.workflowService.getSystemInfo({});
-    },
-    settings: { ...TEST_SETTINGS, commandWaitMs: 30_000 },
-  });
-  const api = await listen(app, { host: '127.0.0.1', port: apiPort, graceMs: 2_000 });
-  cleanups.add('api', () => api.close());
-  apiUrl = `http://127.0.0.1:${apiPort}`;
+  cleanups.add('api', () => api?.close());
 
   // Each region runs v0 before any rollout (deployed by hand, as an earlier release would have left it).
   for (const region of REGIONS) {
@@ -140,8 +137,9 @@ after(() => cleanups.run(60_000));
 interface RolloutOptions {
   onFailure?: 'halt' | 'rollback-all';
   soak?: string;
-  /** The version faulty only in this region: its instances there get a DEMO_BEHAVIOUR of their own. */
+  /** A region whose instances get a DEMO_BEHAVIOUR of their own, where the versions in `faulty` fail half their requests. */
   faultyIn?: Region;
+  faulty?: Record<string, Behaviour>;
   /** Canary bakes of their own in some regions (a region still baking when another fails, or when the test acts). */
   canaryBake?: Partial<Record<Region, string>>;
 }
@@ -151,9 +149,9 @@ interface RolloutOptions {
  * its own; waves [r1], [r2, r3]. Each region: canary at 50% for a short bake, judged by the default checks against
  * that region's stable, then full. A version faulty in one region is so through that region's environment only.
  */
-function rolloutSpec(version: string, options: RolloutOptions = {}): ReleaseSpec {
+function rolloutSpec(options: RolloutOptions = {}): Record<string, unknown> {
   const healthy = Object.fromEntries(v.map((each) => [each, HEALTHY]));
-  const env = (region: Region) => ({ DEMO_BEHAVIOUR: JSON.stringify(region === options.faultyIn ? { ...healthy, [version]: FAULTY } : healthy) });
+  const env = (region: Region) => ({ DEMO_BEHAVIOUR: JSON.stringify(region === options.faultyIn ? { ...healthy, ...options.faulty } : healthy) });
   const steps = (bake: string) => [
     { name: 'canary-50', phase: 'canary', weight: 50, bake },
     { name: 'full', phase: 'full', weight: 100, analysis: false },
@@ -164,32 +162,63 @@ function rolloutSpec(version: string, options: RolloutOptions = {}): ReleaseSpec
     return { target: { stablePort, canaryPort, haproxySocket, env: env(region) }, ...(bake ? { strategy: { steps: steps(bake) } } : {}) };
   };
   const base = regionTarget(stack, 'r1', service.name);
-  return validateReleaseSpec({
+  return {
     service: service.name,
     environment: ENVIRONMENT,
-    version,
-    requestedBy: 'e2e',
     target: { type: 'local', command: DEMO_COMMAND, stablePort: base.stablePort, canaryPort: base.canaryPort, haproxySocket: base.haproxySocket, prometheusUrl: base.prometheusUrl, env: env('r1') },
     strategy: { steps: steps('4s') },
     analysis: { interval: '1s', maxBakeFactor: 10 },
     regions: { r1: regionBlock('r1'), r2: regionBlock('r2'), r3: regionBlock('r3') },
     waves: [['r1'], ['r2', 'r3']],
     rollout: { soak: options.soak ?? '0s', onFailure: options.onFailure ?? 'halt' },
-  });
+  };
 }
 
 // ---------------------------------------------------------------------------------------------------------------
 // The rollout through the API, and what runs where through the CLI
 
-async function startRollout(spec: ReleaseSpec): Promise<string> {
-  const { rolloutId, disposition } = await releases.startRollout(spec);
-  assert.equal(disposition, 'started');
+let registrations = 0;
+
+/** Registers the service's spec (a file in a specs folder of its own) and (re)starts the API on its port with it. */
+async function serveApi(spec: Record<string, unknown>): Promise<void> {
+  const dir = path.join(workDir, 'specs', String(++registrations));
+  await mkdir(dir, { recursive: true });
+  await writeFile(path.join(dir, `${service.name}.yaml`), JSON.stringify({ spec }, null, 2));
+  await api?.close();
+  const app = await buildApp({
+    releases,
+    ping: async () => {
+      await client.workflowService.getSystemInfo({});
+    },
+    settings: { ...TEST_SETTINGS, commandWaitMs: 30_000 },
+    specs: SpecRegistry.load(dir),
+  });
+  api = await listen(app, { host: '127.0.0.1', port: apiPort, graceMs: 2_000 });
+}
+
+const rolloutPath = (rolloutId: string) => `/v1/rollouts/${encodeURIComponent(rolloutId)}`;
+
+/** The registered service's version, started over the API: a spec with regions answers with its rollout. */
+async function startRollout(version: string, options: RolloutOptions = {}): Promise<string> {
+  await serveApi(rolloutSpec(options));
+  const answer = await call<{ rolloutId?: string; disposition: string }>(apiUrl, 'POST', '/v1/releases', { token: TOKENS.operator.token, body: { service: service.name, environment: ENVIRONMENT, version } });
+  assert.equal(answer.status, 201, JSON.stringify(answer.body));
+  assert.equal(answer.body.disposition, 'started');
+  const rolloutId = answer.body.rolloutId!;
+  assert.equal(rolloutId, `rollout/${service.name}/${ENVIRONMENT}/${version}`);
+  assert.equal(answer.headers.get('location'), rolloutPath(rolloutId));
   return rolloutId;
+}
+
+async function rolloutStatus(rolloutId: string): Promise<RolloutStatus> {
+  const answer = await call<RolloutStatus>(apiUrl, 'GET', rolloutPath(rolloutId), { token: TOKENS.viewer.token });
+  assert.equal(answer.status, 200, JSON.stringify(answer.body));
+  return answer.body;
 }
 
 async function rolloutEnd(rolloutId: string, timeoutMs = 240_000): Promise<RolloutStatus> {
   return waitFor(`${rolloutId} to finish`, async () => {
-    const status = await releases.rolloutStatus(rolloutId);
+    const status = await rolloutStatus(rolloutId);
     return status.state !== 'running' && status;
   }, timeoutMs, 500);
 }
@@ -242,7 +271,7 @@ async function releaseOf(status: RolloutStatus, region: Region): Promise<Release
 /** Waits until r2 and r3 both bake their canary at 50% in HAProxy, and checks `rampart where` against it. */
 async function waitWaveTwoBaking(rolloutId: string): Promise<RolloutStatus> {
   const status = await waitFor('wave 2 baking its canaries', async () => {
-    const current = await releases.rolloutStatus(rolloutId);
+    const current = await rolloutStatus(rolloutId);
     if (current.currentWave !== 1) return null;
     for (const region of ['r2', 'r3'] as const) {
       const releaseId = regionOf(current, region).releaseId;
@@ -272,11 +301,12 @@ function timings(releasesOfRegions: ReleaseStatus[]): string {
 
 test('a healthy version reaches 100% in every region in wave order: r2 and r3 start only after r1 promoted and the soak', { timeout: 300_000 }, async (t) => {
   await assertRegionOn('r1', v[0]!);
-  const rolloutId = await startRollout(rolloutSpec(v[1]!, { soak: '5s' }));
+  const rolloutId = await startRollout(v[1]!, { soak: '5s' });
 
   // While r1 runs, HAProxy in r2 and r3 never moves: looked at until r1's release ends.
-  const r1Release = await waitFor('r1 submitted', async () => regionOf(await releases.rolloutStatus(rolloutId), 'r1').releaseId, 60_000);
+  const r1Release = await waitFor('r1 submitted', async () => regionOf(await rolloutStatus(rolloutId), 'r1').releaseId, 60_000);
   let looks = 0;
+  let shownDuringWaveOne: RegionView[] | null = null;
   for (;;) {
     const r1 = await releases.status(r1Release);
     for (const region of ['r2', 'r3'] as const) {
@@ -284,9 +314,25 @@ test('a healthy version reaches 100% in every region in wave order: r2 and r3 st
     }
     looks++;
     if (r1.outcome) break;
+    if (!shownDuringWaveOne && r1.state === 'running' && r1.step?.name === 'canary-50') {
+      // What the operator sees while r1 bakes, read between two looks at the release that agree.
+      const shown = await where();
+      const after = await releases.status(r1Release);
+      if (after.step?.name === 'canary-50' && after.state === 'running') {
+        shownDuringWaveOne = shown;
+        assert.equal(await canaryWeight(regionTarget(stack, 'r1', service.name).haproxySocket, service.name), 50, 'r1: HAProxy at 50%');
+      }
+    }
     await new Promise((resolve) => setTimeout(resolve, 250));
   }
   assert.ok(looks > 5, `looked ${looks} times`);
+  assert.ok(shownDuringWaveOne, 'rampart where was read while r1 baked its canary');
+  // Nothing was ever promoted through Rampart in any region yet (v0 was put there by hand): no stable version to show.
+  assert.deepEqual(
+    shownDuringWaveOne.map((row) => [row.region, row.stable, row.inFlight?.version ?? null, row.inFlight?.step ?? null]),
+    [['r1', null, v[1], 'canary-50'], ['r2', null, null, null], ['r3', null, null, null]],
+    'rampart where during wave 1',
+  );
 
   const status = await rolloutEnd(rolloutId);
   assert.equal(status.state, 'promoted', status.reason ?? '');
@@ -304,7 +350,7 @@ test('a healthy version reaches 100% in every region in wave order: r2 and r3 st
 });
 
 test('halt: a version faulty only in r2 is rolled back there; r1 stays promoted, r3 stays on its version', { timeout: 300_000 }, async () => {
-  const rolloutId = await startRollout(rolloutSpec(v[2]!, { onFailure: 'halt', faultyIn: 'r2', canaryBake: { r3: '60s' } }));
+  const rolloutId = await startRollout(v[2]!, { onFailure: 'halt', faultyIn: 'r2', faulty: { [v[2]!]: FAULTY }, canaryBake: { r3: '60s' } });
   const status = await rolloutEnd(rolloutId);
   assert.equal(status.state, 'halted', status.reason ?? '');
   const r2 = await releaseOf(status, 'r2');
@@ -316,7 +362,7 @@ test('halt: a version faulty only in r2 is rolled back there; r1 stays promoted,
 });
 
 test('rollback-all: the same fault in r2 also returns r1, already promoted, to its previous version', { timeout: 300_000 }, async () => {
-  const rolloutId = await startRollout(rolloutSpec(v[3]!, { onFailure: 'rollback-all', faultyIn: 'r2', canaryBake: { r3: '60s' } }));
+  const rolloutId = await startRollout(v[3]!, { onFailure: 'rollback-all', faultyIn: 'r2', faulty: { [v[3]!]: FAULTY }, canaryBake: { r3: '60s' } });
   const status = await rolloutEnd(rolloutId);
   assert.equal(status.state, 'rolled-back', status.reason ?? '');
   const r1 = regionOf(status, 'r1');
@@ -330,7 +376,7 @@ test('rollback-all: the same fault in r2 also returns r1, already promoted, to i
 });
 
 test('abort during wave 2 leaves every region on its previous version; rampart where shows wave 2 in flight first', { timeout: 300_000 }, async () => {
-  const rolloutId = await startRollout(rolloutSpec(v[4]!, { canaryBake: { r2: '120s', r3: '120s' } }));
+  const rolloutId = await startRollout(v[4]!, { canaryBake: { r2: '120s', r3: '120s' } });
   const baking = await waitWaveTwoBaking(rolloutId);
   const shown = await where();
   assert.deepEqual(
@@ -345,8 +391,9 @@ test('abort during wave 2 leaves every region on its previous version; rampart w
   }
   await assertRegionOn('r1', v[4]!);
 
-  const aborted = await releases.rolloutCommand(rolloutId, 'abort', { actor: 'e2e', reason: 'wrong build' });
-  assert.ok(aborted);
+  const aborted = await call<RolloutStatus>(apiUrl, 'POST', `${rolloutPath(rolloutId)}/abort`, { token: TOKENS.operator.token, body: { reason: 'wrong build' } });
+  assert.equal(aborted.status, 200, JSON.stringify(aborted.body));
+  assert.ok(aborted.body.history.some((event) => event.event === 'abort' && event.actor === TOKENS.operator.name), 'the operator’s abort is in the history');
   const status = await rolloutEnd(rolloutId);
   assert.equal(status.state, 'aborted', status.reason ?? '');
   assert.equal(regionOf(status, 'r1').state, 'rolled-back', regionOf(status, 'r1').detail ?? '');
@@ -355,7 +402,7 @@ test('abort during wave 2 leaves every region on its previous version; rampart w
 });
 
 test('a worker SIGKILLed during wave 2 changes nothing in the end state: another worker finishes the rollout', { timeout: 300_000 }, async () => {
-  const rolloutId = await startRollout(rolloutSpec(v[5]!, { canaryBake: { r2: '10s', r3: '10s' } }));
+  const rolloutId = await startRollout(v[5]!, { canaryBake: { r2: '10s', r3: '10s' } });
   await waitWaveTwoBaking(rolloutId);
   worker.kill('SIGKILL');
   await waitFor('the worker to die', async () => worker.signalCode === 'SIGKILL', 10_000);
