@@ -314,11 +314,11 @@ test('a healthy version reaches 100% in every region in wave order: r2 and r3 st
     }
     looks++;
     if (r1.outcome) break;
-    if (!shownDuringWaveOne && r1.state === 'running' && r1.step?.name === 'canary-50') {
+    const baking = (release: ReleaseStatus) => release.state === 'running' && release.step?.name === 'canary-50' && release.routes.canaryWeight === 50;
+    if (!shownDuringWaveOne && baking(r1)) {
       // What the operator sees while r1 bakes, read between two looks at the release that agree.
       const shown = await where();
-      const after = await releases.status(r1Release);
-      if (after.step?.name === 'canary-50' && after.state === 'running') {
+      if (baking(await releases.status(r1Release))) {
         shownDuringWaveOne = shown;
         assert.equal(await canaryWeight(regionTarget(stack, 'r1', service.name).haproxySocket, service.name), 50, 'r1: HAProxy at 50%');
       }
