@@ -25,42 +25,53 @@ export interface ReleaseEnd {
  * repeat: the lane answers a repeated submission as a duplicate, and a rollback already done as done.
  */
 export function createRolloutActivities({ releases }: { releases: ReleaseClient }) {
+  /** Waits up to `waitMs` for a workflow to end, heartbeating so a lost worker is noticed; cancellable. */
+  async function waitForEnd(releaseId: string, waitMs: number): Promise<ReleaseEnd> {
+      const context = Context.current();
+    const stop = new AbortController();
+    const onCancel = () => stop.abort();
+    context.cancellationSignal.addEventListener('abort', onCancel);
+    const beat = setInterval(() => context.heartbeat(), HEARTBEAT_MS);
+    const deadline = setTimeout(() => stop.abort(), waitMs);
+    try {
+      const inspection = await releases.inspect(releaseId);
+      if (inspection === null) {
+        await new Promise<void>((resolve) => stop.signal.addEventListener('abort', () => resolve(), { once: true }));
+        return { finished: false, outcome: null };
+      }
+      if (!inspection.running) return { finished: true, outcome: inspection.status?.outcome?.result ?? null };
+      const status = await releases.result(releaseId, stop.signal).catch((error: Error) => {
+        if (stop.signal.aborted) return undefined;
+        if (error instanceof WorkflowNotFoundError) return undefined;
+        return null;
+      });
+      if (status === undefined) return { finished: false, outcome: null };
+      return { finished: true, outcome: status?.outcome?.result ?? null };
+    } finally {
+      clearInterval(beat);
+      clearTimeout(deadline);
+      context.cancellationSignal.removeEventListener('abort', onCancel);
+    }
+  }
+
   return {
-    async submitRegionRelease(spec: ReleaseSpec): Promise<RegionSubmission> {
+    /**
+     * Hands a region's release to its lane and waits up to `waitMs` for it to end: one activity for
+     * what is most often the whole of a region's release (a longer one goes on with awaitRelease).
+     */
+    async releaseInRegion(spec: ReleaseSpec, waitMs: number): Promise<RegionSubmission & { end: ReleaseEnd }> {
       const lane = await releases.lane(spec.service, spec.environment, spec.region);
       const stable = lane?.stable.at(-1)?.version ?? null;
-      // Once the release itself has become stable here (a retried submission), the version before it is what a rollback returns to.
+      // Once the release itself has become stable here (a retried attempt), the version before it is what a rollback returns to.
       const previousStable = stable === spec.version ? (lane?.stable.at(-2)?.version ?? null) : stable;
-      return { ...(await releases.submit(spec)), previousStable };
+      const submitted = await releases.submit(spec);
+      if (submitted.disposition === 'stale' || submitted.disposition === 'busy') return { ...submitted, previousStable, end: { finished: true, outcome: null } };
+      return { ...submitted, previousStable, end: await waitForEnd(submitted.releaseId, waitMs) };
     },
 
     /** Waits up to `waitMs` for a release (or rollback) to end, heartbeating; a release not started yet (queued) is still running. */
     async awaitRelease(releaseId: string, waitMs: number): Promise<ReleaseEnd> {
-      const context = Context.current();
-      const stop = new AbortController();
-      const onCancel = () => stop.abort();
-      context.cancellationSignal.addEventListener('abort', onCancel);
-      const beat = setInterval(() => context.heartbeat(), HEARTBEAT_MS);
-      const deadline = setTimeout(() => stop.abort(), waitMs);
-      try {
-        const inspection = await releases.inspect(releaseId);
-        if (inspection === null) {
-          await new Promise<void>((resolve) => stop.signal.addEventListener('abort', () => resolve(), { once: true }));
-          return { finished: false, outcome: null };
-        }
-        if (!inspection.running) return { finished: true, outcome: inspection.status?.outcome?.result ?? null };
-        const status = await releases.result(releaseId, stop.signal).catch((error: Error) => {
-          if (stop.signal.aborted) return undefined;
-          if (error instanceof WorkflowNotFoundError) return undefined;
-          return null;
-        });
-        if (status === undefined) return { finished: false, outcome: null };
-        return { finished: true, outcome: status?.outcome?.result ?? null };
-      } finally {
-        clearInterval(beat);
-        clearTimeout(deadline);
-        context.cancellationSignal.removeEventListener('abort', onCancel);
-      }
+      return waitForEnd(releaseId, waitMs);
     },
 
     /**

@@ -9,6 +9,7 @@ import { benchApi } from './api';
 import { benchCapacity } from './capacity';
 import { benchEngine } from './engine';
 import { benchJudgment, judgmentTableRows } from './judgment';
+import { benchRegions } from './regions';
 import { benchSafety, safetyTableRows } from './safety';
 
 async function main(): Promise<void> {
@@ -30,7 +31,7 @@ async function main(): Promise<void> {
   };
 
   // Judgment runs on simulated time, without Temporal: no dev server for it alone.
-  const server = ['engine', 'safety', 'api', 'capacity'].some(wanted) ? await startTestServer() : null;
+  const server = ['engine', 'safety', 'api', 'capacity', 'regions'].some(wanted) ? await startTestServer() : null;
   try {
     if (wanted('engine')) {
       const engine = await benchEngine(server!);
@@ -74,6 +75,17 @@ async function main(): Promise<void> {
       done('capacity');
       console.log('capacity', levels);
     }
+    if (wanted('regions')) {
+      const regions = await benchRegions(server!);
+      results.regions = regions;
+      const { sequential: s, rollout: o } = regions;
+      lines.push(
+        `| regions fan-out | six single-region releases one after another (server work per six: events / workflow tasks / activity tasks) | ${s.events} / ${s.workflowTasks} / ${s.activityTasks} (${s.seconds} s) | |`,
+        `| | one six-region rollout, waves ${regions.waves.map((w) => `[${w.join(',')}]`).join(' ')} | ${o.events} / ${o.workflowTasks} / ${o.activityTasks} (${o.seconds} s); +${regions.overheadEventsPercent}% events, +${regions.overheadTasksPercent}% tasks | < 10% |`,
+      );
+      done('regions');
+      console.log('regions', regions);
+    }
     if (wanted('judgment')) {
       // The real judge and bake planner over the default strategy, with simulated traffic; the old rule beside it.
       const judgment = await benchJudgment({ log: (line) => console.log(line) });
@@ -88,7 +100,7 @@ async function main(): Promise<void> {
   results.rows = rows;
   results.runAt = runAt;
   const table = ['| benchmark | figure | value | goal |', '| --- | --- | --- | --- |'];
-  for (const name of ['engine', 'safety', 'api', 'capacity', 'judgment']) {
+  for (const name of ['engine', 'safety', 'api', 'capacity', 'regions', 'judgment']) {
     if (rows[name]) table.push(...rows[name].map((row, i) => (i === 0 ? row.replace(/^\| ([^|]+?) \|/, `| $1 (${runAt[name]?.slice(0, 10) ?? ''}) |`) : row)));
   }
   writeFileSync(join(dir, 'latest.json'), JSON.stringify(results, null, 2) + '\n');

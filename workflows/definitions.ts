@@ -283,11 +283,11 @@ export interface RolloutInput {
 }
 
 /**
- * waiting: its wave has not started; submitting: being handed to its lane; running: its release is in
+ * waiting: its wave has not started; running: its release is handed to its lane and in
  * flight; promoted; failed (its release ended otherwise); rolling-back, rolled-back, rollback-failed
  * (rollback-all or an abort); cancelled: the rollout stopped before its wave.
  */
-export type RegionState = 'waiting' | 'submitting' | 'running' | 'promoted' | 'failed' | 'rolling-back' | 'rolled-back' | 'rollback-failed' | 'cancelled';
+export type RegionState = 'waiting' | 'running' | 'promoted' | 'failed' | 'rolling-back' | 'rolled-back' | 'rollback-failed' | 'cancelled';
 export type WaveState = 'waiting' | 'soaking' | 'paused' | 'running' | 'promoted' | 'failed' | 'cancelled';
 /** promoted everywhere; halted (a region failed, policy halt); rolled-back (policy rollback-all); aborted by an operator. */
 export type RolloutState = 'running' | 'promoted' | 'halted' | 'rolled-back' | 'aborted';

@@ -4,6 +4,7 @@ import {
   proxyActivities,
   proxySinks,
   setHandler,
+  sleep,
   upsertMemo,
   upsertSearchAttributes,
 } from '@temporalio/workflow';
@@ -15,6 +16,7 @@ import {
   abortSignal,
   outcomeKey,
   pauseRolloutUpdate,
+  releaseWorkflowId,
   pauseSignal,
   resumeRolloutUpdate,
   resumeSignal,
@@ -26,7 +28,7 @@ import {
   type RolloutStatus,
 } from './definitions';
 
-/** Submissions and rollback requests: a lane answers in well under a second, unless the server is down. */
+/** Rollback requests: a lane answers in well under a second, unless the server is down. */
 const lanes = proxyActivities<RolloutActivities>({
   startToCloseTimeout: '30 seconds',
   retry: { initialInterval: '500ms', backoffCoefficient: 2, maximumInterval: '10s' },
@@ -44,6 +46,8 @@ const waits = proxyActivities<RolloutActivities>({
 const { rampart } = proxySinks<RampartSinks>();
 
 const MAX_HISTORY = 200;
+/** Tries at reaching a region's release that the lane is still starting (every 500 ms). */
+const SIGNAL_ATTEMPTS = 20;
 
 /**
  * A rollout: one version of a service with regions, released region by region, wave by wave. Each
@@ -92,9 +96,25 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutStatu
     record(`region-${state}`, `${region.region}${detail ? `: ${detail}` : ''}`);
   }
 
-  /** Sends a command to each region's release in flight; a release that has just ended ignores it. */
+  /**
+   * Sends a command to a region's release. The release may not exist yet (the lane is starting it):
+   * tried again for a few seconds while the region runs; a release that has ended ignores it.
+   */
+  async function signalRelease(region: RolloutRegion, signal: typeof pauseSignal, command: ReleaseCommand): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await getExternalWorkflowHandle(region.releaseId!).signal(signal, command);
+        return;
+      } catch {
+        if (attempt >= SIGNAL_ATTEMPTS || region.state !== 'running') return;
+        await sleep(500);
+      }
+    }
+  }
+
+  /** Sends a command to each region's release in flight. */
   async function tellInFlight(signal: typeof pauseSignal, command: ReleaseCommand): Promise<void> {
-    await Promise.all(inFlight().map((r) => getExternalWorkflowHandle(r.releaseId!).signal(signal, command).catch(() => undefined)));
+    await Promise.all(inFlight().map((r) => signalRelease(r, signal, command)));
   }
 
   const finished = () => ['promoted', 'halted', 'rolled-back', 'aborted'].includes(status.state);
@@ -139,27 +159,29 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutStatu
     }
   }
 
-  /** Runs one region's release through its lane, to its end. */
+  /**
+   * Runs one region's release through its lane, to its end. Its id is known before it starts
+   * (releaseWorkflowId of the region), so commands can reach it from the moment it is handed over.
+   */
   async function runRegion(region: RolloutRegion): Promise<void> {
     const spec = plan.specs[region.region]!;
     region.startedAt = now();
-    set(region, 'submitting', null);
-    const answer = await lanes.submitRegionRelease(spec);
+    region.releaseId = releaseWorkflowId(service, environment, version, region.region);
+    set(region, 'running', null);
+    // A pause or abort in force reaches this release too, once the lane has started it.
+    if (abortCommand) void signalRelease(region, abortSignal, abortCommand);
+    else if (status.paused) void signalRelease(region, pauseSignal, { actor: status.paused.actor, reason: status.paused.reason, source: 'operator' });
+    const answer = await waits.releaseInRegion(spec, WAIT_MS);
     region.releaseId = answer.releaseId;
     region.previousStable = answer.previousStable;
     if (answer.disposition === 'stale' || answer.disposition === 'busy') {
       set(region, 'failed', answer.reason ?? `the lane answered ${answer.disposition}`);
       return;
     }
-    set(region, 'running', answer.disposition === 'queued' ? `queued behind ${answer.supersedes}, which rolls back first` : null);
-    // A pause or abort that arrived while the submission was on its way reaches this release too.
-    if (abortCommand) await getExternalWorkflowHandle(answer.releaseId).signal(abortSignal, abortCommand).catch(() => undefined);
-    else if (status.paused) {
-      await getExternalWorkflowHandle(answer.releaseId)
-        .signal(pauseSignal, { actor: status.paused.actor, reason: status.paused.reason, source: 'operator' })
-        .catch(() => undefined);
-    }
-    region.outcome = await awaitEnd(answer.releaseId);
+    if (answer.disposition === 'queued') record('region-queued', `${region.region}: queued behind ${answer.supersedes}, which rolls back first`);
+    let end = answer.end;
+    while (!end.finished) end = await waits.awaitRelease(answer.releaseId, WAIT_MS);
+    region.outcome = end.outcome;
     if (region.outcome === 'promoted') set(region, 'promoted', null);
     else set(region, 'failed', `its release ended ${region.outcome ?? 'without an outcome (failed or terminated)'}`);
   }

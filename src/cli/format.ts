@@ -3,7 +3,8 @@ import type { DoraFigures } from '../engine/dora';
 import type { DrillResult } from '../engine/drill';
 import type { ReleaseStatus } from '../engine/release-state';
 import type { DrillScheduleSummary } from '../temporal/drills';
-import type { ReleaseSummary } from '../temporal/releases';
+import type { RegionView, ReleaseSummary } from '../temporal/releases';
+import type { RolloutStatus } from '../../workflows/definitions';
 
 const short = (version: string | null | undefined) => (version ? (version.length > 16 ? `${version.slice(0, 12)}…` : version) : '-');
 const time = (iso: string) => iso.replace('T', ' ').replace(/\.\d+Z$/, 'Z');
@@ -119,4 +120,32 @@ export function formatDora(figures: DoraFigures[], days: number): string {
     formatSeconds(f.failedDeploymentRecoveryTime?.medianSeconds),
   ]);
   return `last ${days} days\n${table([['SERVICE', 'DEPLOYS', 'PER DAY', 'LEAD TIME', 'CHANGE FAILURES', 'RECOVERY'], ...rows])}`;
+}
+
+/** `rampart where`: one line per region. */
+export function formatWhere(regions: RegionView[]): string {
+  const rows = regions.map((r) => [
+    r.region,
+    short(r.stable),
+    r.inFlight ? `${r.inFlight.rollback ? 'rollback to ' : ''}${short(r.inFlight.version)}` : '-',
+    r.inFlight ? `${r.inFlight.state ?? '?'}${r.inFlight.step ? ` ${r.inFlight.step}` : ''}` : '-',
+    r.lastChange ? time(r.lastChange) : '-',
+  ]);
+  return table([['REGION', 'STABLE', 'IN FLIGHT', 'STATE/STEP', 'LAST CHANGE'], ...rows]);
+}
+
+export function formatRollout(status: RolloutStatus): string {
+  const lines = [status.rolloutId];
+  lines.push(`  state     ${status.state}${status.paused ? ` (paused by ${status.paused.actor}: ${status.paused.reason})` : ''}   on failure ${status.onFailure}   soak ${formatSeconds(status.soakMs / 1_000)}`);
+  if (status.soakUntil) lines.push(`  soaking until ${time(status.soakUntil)}`);
+  if (status.reason) lines.push(`  outcome   ${status.reason}`);
+  for (const wave of status.waves) lines.push(`  wave ${wave.index + 1}    ${wave.state.padEnd(9)} ${wave.regions.join(', ')}`);
+  const rows = status.regions.map((r) => [r.region, String(r.wave + 1), r.state, r.releaseId ?? '-', short(r.previousStable), r.detail ?? '']);
+  lines.push(
+    table([['REGION', 'WAVE', 'STATE', 'RELEASE', 'PREVIOUS', 'DETAIL'], ...rows])
+      .split('\n')
+      .map((line) => `  ${line}`)
+      .join('\n'),
+  );
+  return lines.join('\n');
 }

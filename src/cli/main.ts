@@ -9,9 +9,10 @@ import { isTerminal, type CommandName, type ReleaseStatus } from '../engine/rele
 import type { DoraFigures } from '../engine/dora';
 import type { DrillResult } from '../engine/drill';
 import type { DrillScheduleSummary } from '../temporal/drills';
-import type { ReleaseSummary } from '../temporal/releases';
+import type { RegionView, ReleaseSummary } from '../temporal/releases';
+import type { RolloutStatus } from '../../workflows/definitions';
 import { ApiClient, CliError, EXIT } from './client';
-import { formatDora, formatDrill, formatDrillResults, formatDrills, formatList, formatStatus, formatStatusLine } from './format';
+import { formatDora, formatDrill, formatDrillResults, formatDrills, formatList, formatRollout, formatStatus, formatStatusLine, formatWhere } from './format';
 
 interface GlobalOptions {
   url: string;
@@ -27,7 +28,7 @@ Exit codes:
   2  usage: bad arguments, an unreadable or invalid spec, a request the API found invalid
   3  rejected: the command makes no sense in the release's state now (the message says why),
      or the service has a drill schedule already
-  4  not found: no such release or drill schedule
+  4  not found: no such release, rollout or drill schedule (or a service without regions for where)
   5  not authenticated (RAMPART_TOKEN missing or wrong) or not allowed (role too low)
   6  status --watch: the release finished without being promoted
 
@@ -53,6 +54,19 @@ export function releaseIdFrom(name: string): string {
 }
 
 const releasePath = (name: string) => `/v1/releases/${encodeURIComponent(releaseIdFrom(name))}`;
+
+/** A rollout's path on the API from either form of its name. */
+export function rolloutIdFrom(name: string): string {
+  const bare = name.startsWith('rollout/') ? name.slice('rollout/'.length) : name;
+  const first = bare.indexOf('/');
+  const second = bare.indexOf('/', first + 1);
+  if (first <= 0 || second <= first + 1 || second === bare.length - 1) {
+    throw new CliError(EXIT.usage, `"${name}" is not a rollout: use <service>/<environment>/<version> or rollout/<service>/<environment>/<version>`);
+  }
+  return `rollout/${bare}`;
+}
+
+const rolloutPath = (name: string) => `/v1/rollouts/${encodeURIComponent(rolloutIdFrom(name))}`;
 
 function readSpec(file: string, shape = 'a release spec is a mapping with service, version, …'): Record<string, unknown> {
   let text: string;
@@ -174,10 +188,11 @@ export function buildProgram(out: (text: string) => void, err: (text: string) =>
       if (options.environment) spec.environment = options.environment;
       if (options.version) spec.version = options.version;
       const { api, json } = client(command);
-      const { body } = await api.request<{ releaseId: string; disposition: string; supersedes?: string }>('POST', '/v1/releases', spec);
+      const { body } = await api.request<{ releaseId: string; rolloutId?: string; disposition: string; supersedes?: string }>('POST', '/v1/releases', spec);
       print(json, body, () => {
         const said = { started: 'started', queued: 'queued: it starts once the release it supersedes has rolled back', duplicate: 'already submitted' }[body.disposition] ?? body.disposition;
-        return `${body.releaseId} ${said}${body.supersedes ? ` (supersedes ${body.supersedes})` : ''}`;
+        const follow = body.rolloutId ? ` (a rollout across regions: rampart rollout status ${body.rolloutId})` : '';
+        return `${body.rolloutId ?? body.releaseId} ${said}${body.supersedes ? ` (supersedes ${body.supersedes})` : ''}${follow}`;
       });
     });
 
@@ -277,6 +292,64 @@ export function buildProgram(out: (text: string) => void, err: (text: string) =>
           reason: options.reason,
           ...(step ? { step } : {}),
         });
+        print(json, body, () => ('accepted' in body && status === 202 ? `${body.detail}\n${formatStatus(body.status)}` : formatStatus(body as ReleaseStatus)));
+      });
+  }
+
+  program
+    .command('where')
+    .description('what runs where: per region, the stable version, the release in flight and its step, and when it last changed')
+    .argument('<service>', 'the service')
+    .option('-e, --env <environment>', 'the environment', 'production')
+    .action(async (service: string, options: { env: string }, command: Command) => {
+      const { api, json } = client(command);
+      const { body } = await api.request<{ service: string; environment: string; regions: RegionView[] }>(
+        'GET',
+        `/v1/services/${encodeURIComponent(service)}/${encodeURIComponent(options.env)}/regions`,
+      );
+      print(json, body, () => formatWhere(body.regions));
+    });
+
+  const rollout = program
+    .command('rollout')
+    .description('rollouts across regions: status, pause, resume, abort, or a command on one region (--region)')
+    .addHelpText('after', '\nA rollout is named rollout/<service>/<environment>/<version> or <service>/<environment>/<version>.');
+  rollout
+    .command('status')
+    .description("show a rollout: its waves and each region's state")
+    .argument('<rollout>', 'rollout/<service>/<environment>/<version> or <service>/<environment>/<version>')
+    .action(async (name: string, _options: unknown, command: Command) => {
+      const { api, json } = client(command);
+      const { body } = await api.request<RolloutStatus>('GET', rolloutPath(name));
+      print(json, body, () => formatRollout(body));
+    });
+  const rolloutCommands: [CommandName, string][] = [
+    ['pause', 'pause the rollout (its releases in flight, and the next wave); with --region, that region’s release only'],
+    ['resume', 'resume the rollout; with --region, that region’s release'],
+    ['abort', 'abort the rollout: every region returns to its previous version; with --region, abort that region’s release (the failure policy applies)'],
+    ['promote', 'with --region: skip the rest of the bake of that region’s release'],
+    ['approve', 'with --region: approve the gate that region’s release waits at'],
+  ];
+  for (const [name, description] of rolloutCommands) {
+    rollout
+      .command(name)
+      .description(description)
+      .argument('<rollout>', 'rollout/<service>/<environment>/<version> or <service>/<environment>/<version>')
+      .option('--region <name>', 'act on this region’s release only')
+      .requiredOption('-r, --reason <text>', 'why (recorded with your token name)')
+      .action(async (name_: string, options: { region?: string; reason: string }, command: Command) => {
+        const { api, json } = client(command);
+        if (!options.region) {
+          if (name === 'promote' || name === 'approve') throw new CliError(EXIT.usage, `${name} acts on one region's release: add --region <name>`);
+          const { body } = await api.request<RolloutStatus>('POST', `${rolloutPath(name_)}/${name}`, { reason: options.reason });
+          print(json, body, () => formatRollout(body));
+          return;
+        }
+        const { status, body } = await api.request<ReleaseStatus | { accepted: true; detail: string; status: ReleaseStatus }>(
+          'POST',
+          `${rolloutPath(name_)}/regions/${encodeURIComponent(options.region)}/${name}`,
+          { reason: options.reason },
+        );
         print(json, body, () => ('accepted' in body && status === 202 ? `${body.detail}\n${formatStatus(body.status)}` : formatStatus(body as ReleaseStatus)));
       });
   }

@@ -2,7 +2,11 @@
 // regions starts a rollout, its status lists waves and regions, commands act on the rollout or one
 // region, alerts with a region label steer that region, and /regions shows what runs where.
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { promisify } from 'node:util';
+import { EXIT } from '../../src/cli/client';
 import type { ReleaseStatus } from '../../src/engine/release-state';
 import type { RolloutStatus } from '../../workflows/definitions';
 import { sha, uniqueService, waitFor } from '../helpers/temporal';
@@ -33,6 +37,21 @@ function regionedBody(service: string, version: string, extra: Record<string, un
     waves: [['r1'], ['r2']],
     ...extra,
   };
+}
+
+const CLI = resolve(__dirname, '../../src/cli/main.ts');
+
+async function rampart(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await promisify(execFile)(process.execPath, ['--import', 'tsx', CLI, ...args], {
+      env: { ...process.env, RAMPART_API_URL: api.url, RAMPART_TOKEN: operator },
+      timeout: 60_000,
+    });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const failed = error as { code?: number; stdout?: string; stderr?: string };
+    return { code: typeof failed.code === 'number' ? failed.code : -1, stdout: failed.stdout ?? '', stderr: failed.stderr ?? '' };
+  }
 }
 
 const rolloutUrl = (id: string) => `/v1/rollouts/${encodeURIComponent(id)}`;
@@ -163,5 +182,36 @@ describe('rollouts over the API', () => {
     const done = await api.rig.releases.rolloutResult(rolloutId);
     assert.equal(done.state, 'halted');
     assert.deepEqual(done.regions.map((r) => [r.region, r.state, r.outcome]), [['r1', 'promoted', 'promoted'], ['r2', 'failed', 'aborted']]);
+  });
+
+  test('the CLI: where, rollout status, a command on one region, and exit codes', async () => {
+    const { service, version, rolloutId, r2 } = await startHeldRollout();
+    const where = await rampart(['where', service, '--env', 'production']);
+    assert.equal(where.code, 0, where.stderr);
+    const lines = where.stdout.trim().split('\n');
+    assert.match(lines[0]!, /^REGION\s+STABLE\s+IN FLIGHT\s+STATE\/STEP\s+LAST CHANGE$/);
+    assert.match(lines[1]!, new RegExp(`^r1\\s+${version.slice(0, 12)}…\\s+-\\s+-\\s+\\d{4}-`));
+    assert.match(lines[2]!, new RegExp(`^r2\\s+-\\s+${version.slice(0, 12)}…\\s+running canary\\s+-$`));
+
+    const status = await rampart(['rollout', 'status', `${service}/production/${version}`]);
+    assert.equal(status.code, 0, status.stderr);
+    assert.match(status.stdout, /wave 1 +promoted +r1/);
+    assert.match(status.stdout, /wave 2 +running +r2/);
+
+    const needsRegion = await rampart(['rollout', 'promote', rolloutId, '-r', 'go']);
+    assert.equal(needsRegion.code, EXIT.usage);
+    assert.match(needsRegion.stderr, /--region/);
+    const aborted = await rampart(['rollout', 'abort', rolloutId, '--region', 'r2', '-r', 'r2 looks wrong', '--json']);
+    assert.equal(aborted.code, 0, aborted.stderr);
+    assert.equal((JSON.parse(aborted.stdout) as ReleaseStatus).releaseId, r2);
+    const done = await api.rig.releases.rolloutResult(rolloutId);
+    assert.equal(done.state, 'halted');
+    const late = await rampart(['rollout', 'pause', rolloutId, '-r', 'late']);
+    assert.equal(late.code, EXIT.rejected);
+    const none = await rampart(['where', uniqueService('nowhere')]);
+    assert.equal(none.code, EXIT.notFound);
+    const after = await rampart(['where', service, '--json']);
+    const regions = (JSON.parse(after.stdout) as { regions: { region: string; stable: string | null; inFlight: unknown }[] }).regions;
+    assert.deepEqual(regions.map((r) => [r.region, r.stable, r.inFlight]), [['r1', version, null], ['r2', null, null]]);
   });
 });

@@ -40,7 +40,7 @@ const rolloutIdParamsSchema = z
 const regionStateSchema = z.object({
   region: z.string(),
   wave: z.number().int().describe('Index of its wave (0 = first).'),
-  state: z.enum(['waiting', 'submitting', 'running', 'promoted', 'failed', 'rolling-back', 'rolled-back', 'rollback-failed', 'cancelled']),
+  state: z.enum(['waiting', 'running', 'promoted', 'failed', 'rolling-back', 'rolled-back', 'rollback-failed', 'cancelled']),
   releaseId: z.string().nullable().describe("The region's release (release/<service>/<environment>@<region>/<version>); its commands are under /regions/{region}."),
   previousStable: z.string().nullable().describe('The version stable in the region before this rollout: what a rollback returns to.'),
   outcome: z.string().nullable().describe("How the region's release ended."),
