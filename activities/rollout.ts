@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Context } from '@temporalio/activity';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import type { Outcome } from '../src/engine/release-state';
@@ -7,6 +8,8 @@ import type { RollbackAnswer, SubmitResult } from '../workflows/definitions';
 
 /** How often a wait for a region's release tells the server it is alive: a worker killed mid-wait is noticed in a heartbeat timeout. */
 const HEARTBEAT_MS = 3_000;
+/** How often a wait looks again for a release its lane has queued and not started yet. */
+const NOT_STARTED_POLL_MS = 1_000;
 
 export interface RegionSubmission extends SubmitResult {
   /** The version stable in the region's lane before this release: what a rollback of the region returns to. */
@@ -34,10 +37,12 @@ export function createRolloutActivities({ releases }: { releases: ReleaseClient 
     const beat = setInterval(() => context.heartbeat(), HEARTBEAT_MS);
     const deadline = setTimeout(() => stop.abort(), waitMs);
     try {
-      const inspection = await releases.inspect(releaseId);
-      if (inspection === null) {
-        await new Promise<void>((resolve) => stop.signal.addEventListener('abort', () => resolve(), { once: true }));
-        return { finished: false, outcome: null };
+      let inspection = await releases.inspect(releaseId);
+      // Queued behind a release that rolls back first: the lane starts it in seconds.
+      while (inspection === null) {
+        await sleep(NOT_STARTED_POLL_MS, undefined, { signal: stop.signal }).catch(() => undefined);
+        if (stop.signal.aborted) return { finished: false, outcome: null };
+        inspection = await releases.inspect(releaseId);
       }
       if (!inspection.running) return { finished: true, outcome: inspection.status?.outcome?.result ?? null };
       const status = await releases.result(releaseId, stop.signal).catch((error: Error) => {

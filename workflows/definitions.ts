@@ -289,8 +289,11 @@ export interface RolloutInput {
  */
 export type RegionState = 'waiting' | 'running' | 'promoted' | 'failed' | 'rolling-back' | 'rolled-back' | 'rollback-failed' | 'cancelled';
 export type WaveState = 'waiting' | 'soaking' | 'paused' | 'running' | 'promoted' | 'failed' | 'cancelled';
-/** promoted everywhere; halted (a region failed, policy halt); rolled-back (policy rollback-all); aborted by an operator. */
-export type RolloutState = 'running' | 'promoted' | 'halted' | 'rolled-back' | 'aborted';
+/**
+ * promoted everywhere; halted (a region failed, policy halt); rolled-back (policy rollback-all);
+ * aborted by an operator; superseded (a newer version's release superseded one of its regions).
+ */
+export type RolloutState = 'running' | 'promoted' | 'halted' | 'rolled-back' | 'aborted' | 'superseded';
 
 export interface RolloutRegion {
   region: string;

@@ -34,10 +34,11 @@ const lanes = proxyActivities<RolloutActivities>({
   retry: { initialInterval: '500ms', backoffCoefficient: 2, maximumInterval: '10s' },
 });
 /**
- * One wait for a release to end: up to WAIT_MS per activity, so a long release costs a few events an
- * hour, and a worker killed mid-wait is noticed within the heartbeat timeout and the wait resumed.
+ * One wait for a release to end: up to WAIT_MS per activity (heartbeats are not history events), so a
+ * release held for days costs a few events an hour per region, and a worker killed mid-wait is noticed
+ * within the heartbeat timeout and the wait resumed.
  */
-const WAIT_MS = 5 * 60_000;
+const WAIT_MS = 60 * 60_000;
 const waits = proxyActivities<RolloutActivities>({
   startToCloseTimeout: WAIT_MS + 30_000,
   heartbeatTimeout: '10 seconds',
@@ -117,7 +118,7 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutStatu
     await Promise.all(inFlight().map((r) => signalRelease(r, signal, command)));
   }
 
-  const finished = () => ['promoted', 'halted', 'rolled-back', 'aborted'].includes(status.state);
+  const finished = () => ['promoted', 'halted', 'rolled-back', 'aborted', 'superseded'].includes(status.state);
   setHandler(rolloutStatusQuery, () => status);
   setHandler(
     pauseRolloutUpdate,
@@ -221,7 +222,7 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutStatu
     status.finishedAt = now();
     status.soakUntil = null;
     record('finished', `${state}: ${reason}`, abortCommand?.actor);
-    const outcome: Outcome = state === 'promoted' ? 'promoted' : state === 'aborted' ? 'aborted' : 'rolled-back';
+    const outcome: Outcome = state === 'promoted' ? 'promoted' : state === 'aborted' ? 'aborted' : state === 'superseded' ? 'superseded' : 'rolled-back';
     upsertSearchAttributes([{ key: outcomeKey, value: outcome }]);
     // DORA reads one rollout as one deployment of the service; the regions' own releases are its detail.
     const memo: ReleaseMemo = { outcome, commitTime: plan.specs[plan.waves[0]![0]!]?.commit?.time ?? null, finishedAt: status.finishedAt, timeToSafeMs: null, drill: false };
@@ -235,6 +236,8 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutStatu
 
   record('started', `${plan.waves.length} wave(s): ${plan.waves.map((w) => `[${w.join(', ')}]`).join(' then ')}; on failure ${plan.onFailure}`, input.requestedBy);
   let failure: string | null = null;
+  /** A region's release was superseded: a newer version is on its way there, and this rollout gives way without undoing anything. */
+  let supersededIn: string | null = null;
   for (const [index, wave] of status.waves.entries()) {
     if (index > 0 && plan.soakMs > 0 && !abortCommand) {
       status.soakUntil = new Date(Date.now() + plan.soakMs).toISOString();
@@ -258,6 +261,7 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutStatu
       await runRegion(region);
       if (region.state === 'failed' && !failure) {
         failure = `${region.region}: ${region.detail}`;
+        if (region.outcome === 'superseded') supersededIn = region.region;
         // The version is bad somewhere: the rest of this wave stops too.
         await tellInFlight(abortSignal, { actor: 'rampart', reason: `rollout ${input.rolloutId}: ${failure}`, source: 'operator' });
       }
@@ -271,6 +275,9 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutStatu
   for (const wave of status.waves) if (wave.state === 'waiting' || wave.state === 'soaking' || wave.state === 'paused') wave.state = 'cancelled';
 
   if (!failure && !abortCommand) return finish('promoted', `${version} promoted in every region`);
+  if (supersededIn && !abortCommand) {
+    return finish('superseded', `a newer version superseded ${version} in ${supersededIn}; later waves never start and nothing is rolled back (the newer rollout owns the regions now)`);
+  }
   const why = abortCommand ? `aborted by ${(abortCommand as ReleaseCommand).actor}: ${(abortCommand as ReleaseCommand).reason}` : `failed in ${failure}`;
   if (!abortCommand && plan.onFailure === 'halt') return finish('halted', `${why}; later waves halted, promoted regions left as they are`);
   // Newest wave first, the regions of one wave together.

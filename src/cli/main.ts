@@ -255,13 +255,14 @@ export function buildProgram(out: (text: string) => void, err: (text: string) =>
     .argument('<service>', 'the service')
     .option('-e, --env <name>', 'its environment', 'production')
     .option('--to <version>', 'a version that was stable in the lane (refused with the allowed list otherwise)')
+    .option('--region <name>', "a region of a service released in rollouts: that region's lane rolls back")
     .requiredOption('-r, --reason <text>', 'why (recorded with your token name in the rollback history)')
-    .action(async (service: string, options: { env: string; to?: string; reason: string }, command: Command) => {
+    .action(async (service: string, options: { env: string; to?: string; region?: string; reason: string }, command: Command) => {
       const { api, json } = client(command);
       const { body } = await api.request<{ releaseId: string; disposition: string; from: string | null; to: string; supersedes?: string }>(
         'POST',
         `/v1/services/${encodeURIComponent(service)}/${encodeURIComponent(options.env)}/rollback`,
-        { reason: options.reason, ...(options.to ? { to: options.to } : {}) },
+        { reason: options.reason, ...(options.to ? { to: options.to } : {}), ...(options.region ? { region: options.region } : {}) },
       );
       print(json, body, () => {
         const said = { started: 'started', queued: 'queued: it starts once the release it supersedes has rolled back', duplicate: 'already under way' }[body.disposition] ?? body.disposition;

@@ -142,6 +142,15 @@ describe('rollouts over the API', () => {
     assert.equal(done.state, 'promoted');
     const finished = assertProblem(await call(api.url, 'POST', `${rolloutUrl(rolloutId)}/abort`, { token: operator, body: { reason: 'late' } }), 409);
     assert.match(finished.detail, /finished/);
+
+    // A rollback by hand names its region: that region's lane answers (here: nothing stable before this version).
+    const rollback = (region: string) => call(api.url, 'POST', `/v1/services/${service}/production/rollback`, { token: operator, body: { reason: 'by hand', region } });
+    const refused = assertProblem(await rollback('r1'), 409);
+    assert.equal(refused.errors?.[0]?.field, 'params.service');
+    assert.doesNotMatch(refused.detail, /nothing was ever released/, 'r1 has a lane');
+    const elsewhere = assertProblem(await rollback('zz'), 409);
+    assert.match(elsewhere.detail, /production@zz/);
+    assertProblem(await rollback('Not-A-Region'), 400);
   });
 
   test("an alert with a region label steers that region's release only", async () => {

@@ -166,4 +166,20 @@ describe('rollout across regions', () => {
     const where = await rig.releases.where(service, 'production');
     assert.deepEqual(where.map((w) => [w.region, w.stable, w.inFlight]), [['r1', v1, null], ['r2', v1, null], ['r3', v1, null]]);
   });
+
+  test('a newer version superseding a region ends the older rollout as superseded, with nothing rolled back', async () => {
+    const service = uniqueService('newer');
+    const [v1, v2, v3] = [sha(`${service}-v1`), sha(`${service}-v2`), sha(`${service}-v3`)];
+    assert.equal((await rollOut(rolloutSpec(service, v1))).state, 'promoted');
+    const long = { 'ramp-10': '120s' };
+    const older = await rig.releases.startRollout(rolloutSpec(service, v2, { onFailure: 'rollback-all', bake: { r2: long, r3: long } }));
+    await waitFor('v2 baking in wave 2', async () => (await rig.releases.rolloutStatus(older.rolloutId)).regions.filter((r) => r.state === 'running').length === 2, 60_000);
+
+    const newer = await rollOut(rolloutSpec(service, v3));
+    assert.equal(newer.state, 'promoted', newer.reason ?? '');
+    const old = await rig.releases.rolloutResult(older.rolloutId);
+    assert.equal(old.state, 'superseded', old.reason ?? '');
+    assert.ok(old.regions.every((r) => r.rollbackId === null), 'rollback-all did not undo what the newer rollout brought');
+    for (const name of ['r1', 'r2', 'r3']) assert.equal(await stableIn(service, name), v3, name);
+  });
 });

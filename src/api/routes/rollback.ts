@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { nameSchema, versionSchema, type TargetSpec } from '../../spec/release-spec';
+import { nameSchema, rolloutPlan, versionSchema, type TargetSpec } from '../../spec/release-spec';
 import { RollbackRefusedError } from '../../temporal/releases';
 import { principalOf, releasePath, type ApiContext } from '../context';
 import { PROBLEM_CONTENT_TYPE, ProblemError, problemSchema, toProblem } from '../problem';
@@ -11,6 +11,7 @@ const rollbackBodySchema = z
   .object({
     to: versionSchema.optional().describe('A version that was stable in the lane; default: the one stable before the current one (skipping versions a rollback left).'),
     reason: reasonSchema.describe('Why: recorded with the actor (the token name) in the rollback history.'),
+    region: nameSchema.optional().describe("A region of a service released in rollouts: that region's lane rolls back (with the region's registered target)."),
   })
   .strict()
   .describe('A rollback of the promoted release to a known-good version.');
@@ -35,11 +36,18 @@ export const rollbackRoutes: FastifyPluginAsyncZod<{ ctx: ApiContext }> = async 
   const operator = { access: { kind: 'token' as const, role: 'operator' as const } };
 
   /** A registered service deploys as its reviewed spec says today; one without lets the lane use the target the version ran with. */
-  function registeredTarget(service: string, environment: string, actor: string): TargetSpec | undefined {
+  function registeredTarget(service: string, environment: string, actor: string, region?: string): TargetSpec | undefined {
     const found = ctx.specs.find(service, environment);
     if (!found || 'ambiguous' in found) return undefined;
     // Any valid version will do: only the target of the composed spec is used.
-    return SpecRegistry.specFor(found, { version: '0'.repeat(40), requestedBy: actor }).target;
+    const spec = SpecRegistry.specFor(found, { version: '0'.repeat(40), requestedBy: actor });
+    if (!region) return spec.target;
+    const regional = rolloutPlan(spec)?.specs[region];
+    if (!regional) {
+      const detail = `${service} in ${environment} has no region ${region} in ${found.file}`;
+      throw new ProblemError(400, 'invalid-request', detail, [{ field: 'body.region', message: detail }]);
+    }
+    return regional.target;
   }
 
   app.post(
@@ -64,14 +72,15 @@ export const rollbackRoutes: FastifyPluginAsyncZod<{ ctx: ApiContext }> = async 
     async (request, reply) => {
       const { service, environment } = request.params;
       const actor = principalOf(request).name;
-      const target = registeredTarget(service, environment, actor);
+      const { region } = request.body;
+      const target = registeredTarget(service, environment, actor, region);
       try {
         const answer = await ctx.releases.rollback(service, environment, {
           ...(request.body.to ? { to: request.body.to } : {}),
           actor,
           reason: request.body.reason,
           ...(target ? { target } : {}),
-        });
+        }, region);
         if (answer.disposition === 'refused' || !answer.releaseId || !answer.to) throw new Error('the lane answered a refusal as an answer');
         const { releaseId, disposition, from, to, supersedes, allowed } = answer;
         return reply

@@ -56,7 +56,7 @@ export const rolloutStatusSchema = z
     service: z.string(),
     environment: z.string(),
     version: z.string(),
-    state: z.enum(['running', 'promoted', 'halted', 'rolled-back', 'aborted']),
+    state: z.enum(['running', 'promoted', 'halted', 'rolled-back', 'aborted', 'superseded']),
     onFailure: z.enum(['halt', 'rollback-all']),
     soakMs: z.number(),
     currentWave: z.number().int(),
