@@ -21,7 +21,7 @@ import { ReleaseClient, ReleaseNotFoundError, type RegionView } from '../../src/
 import type { RolloutStatus } from '../../workflows/definitions';
 import { call, TEST_SETTINGS, TOKENS } from '../api/helpers';
 import { quietSdkLogs, sha, spawnWorkerProcess, startTestServer, waitFor } from '../helpers/temporal';
-import { allocateService, canaryWeight, Cleanups, DEMO_COMMAND, HEALTHY, portOpen, probe, TrafficLoop, type Behaviour } from './helpers';
+import { allocateService, canaryWeight, Cleanups, DEMO_COMMAND, DEPLOY_STATE_DIR, HEALTHY, portOpen, probe, TrafficLoop, type Behaviour } from './helpers';
 
 // Issue 15 end to end: one service in three regions, waves [r1] then [r2, r3], on the local stack with regions (a
 // HAProxy per region, one Prometheus labelling every series with its region, the demo service in each region's
@@ -115,6 +115,7 @@ before(async () => {
     cleanups.add(`instances in ${region}`, async () => {
       const regional = deployer(region);
       await Promise.allSettled([regional.stop(service.name, 'stable'), regional.stop(service.name, 'canary')]);
+      await rm(path.join(DEPLOY_STATE_DIR, `${service.name}@${region}`), { recursive: true, force: true });
     });
   }
   await Promise.all(
