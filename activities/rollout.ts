@@ -62,7 +62,7 @@ export function createRolloutActivities({ releases }: { releases: ReleaseClient 
   return {
     /**
      * Hands a region's release to its lane and waits up to `waitMs` for it to end: one activity for
-     * what is most often the whole of a region's release (a longer one goes on with awaitRelease).
+     * what is most often the whole of a region's release (a longer one goes on with awaitRegionRelease).
      */
     async releaseInRegion(spec: ReleaseSpec, waitMs: number): Promise<RegionSubmission & { end: ReleaseEnd }> {
       const lane = await releases.lane(spec.service, spec.environment, spec.region);
@@ -75,7 +75,7 @@ export function createRolloutActivities({ releases }: { releases: ReleaseClient 
     },
 
     /** Waits up to `waitMs` for a release (or rollback) to end, heartbeating; a release not started yet (queued) is still running. */
-    async awaitRelease(releaseId: string, waitMs: number): Promise<ReleaseEnd> {
+    async awaitRegionRelease(releaseId: string, waitMs: number): Promise<ReleaseEnd> {
       return waitForEnd(releaseId, waitMs);
     },
 

@@ -60,6 +60,18 @@ export function releaseSinks(metrics: DeploymentMetrics, logger?: Logger): Injec
   };
 }
 
+/** The activity sets merged; a name in two sets would silently shadow one of them, so it stops the worker instead. */
+export function distinctActivities(...sets: Record<string, (...args: never[]) => unknown>[]): Record<string, (...args: never[]) => unknown> {
+  const merged: Record<string, (...args: never[]) => unknown> = {};
+  for (const set of sets) {
+    for (const [name, activity] of Object.entries(set)) {
+      if (name in merged) throw new Error(`activity ${name} is defined twice`);
+      merged[name] = activity;
+    }
+  }
+  return merged;
+}
+
 export async function createReleaseWorker(options: ReleaseWorkerOptions): Promise<ReleaseWorker> {
   const secured = { address: options.address, ...(options.tls ? { tls: options.tls } : {}), ...(options.apiKey ? { apiKey: options.apiKey } : {}) };
   const connection = await NativeConnection.connect(secured);
@@ -76,7 +88,12 @@ export async function createReleaseWorker(options: ReleaseWorkerOptions): Promis
     namespace: options.namespace ?? 'default',
     taskQueue: options.taskQueue ?? TASK_QUEUE,
     ...(bundlePath ? { workflowBundle: { codePath: bundlePath } } : { workflowsPath: require.resolve('../workflows') }),
-    activities: { ...createActivities({ providers, ...(options.outbound ? { outbound: options.outbound } : {}) }), ...createDrillActivities({ releases }), ...createLaneActivities({ releases }), ...createRolloutActivities({ releases }) },
+    activities: distinctActivities(
+      createActivities({ providers, ...(options.outbound ? { outbound: options.outbound } : {}) }),
+      createDrillActivities({ releases }),
+      createLaneActivities({ releases }),
+      createRolloutActivities({ releases }),
+    ),
     sinks,
     // On shutdown, running activities get this long to finish (an undo, a traffic move) before they
     // are cancelled; the load test observes the cancellation and stops its load at once.

@@ -155,7 +155,7 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutStatu
   /** Waits for a release or rollback to end, one bounded activity at a time. */
   async function awaitEnd(workflowId: string): Promise<Outcome | null> {
     for (;;) {
-      const end = await waits.awaitRelease(workflowId, WAIT_MS);
+      const end = await waits.awaitRegionRelease(workflowId, WAIT_MS);
       if (end.finished) return end.outcome;
     }
   }
@@ -181,7 +181,7 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutStatu
     }
     if (answer.disposition === 'queued') record('region-queued', `${region.region}: queued behind ${answer.supersedes}, which rolls back first`);
     let end = answer.end;
-    while (!end.finished) end = await waits.awaitRelease(answer.releaseId, WAIT_MS);
+    while (!end.finished) end = await waits.awaitRegionRelease(answer.releaseId, WAIT_MS);
     region.outcome = end.outcome;
     if (region.outcome === 'promoted') set(region, 'promoted', null);
     else set(region, 'failed', `its release ended ${region.outcome ?? 'without an outcome (failed or terminated)'}`);

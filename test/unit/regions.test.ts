@@ -1,6 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { createActivities } from '../../activities';
+import { createDrillActivities } from '../../activities/drill';
+import { createLaneActivities } from '../../activities/lane';
+import { createRolloutActivities } from '../../activities/rollout';
 import { computeDora, type ReleaseRecord } from '../../src/engine/dora';
+import { distinctActivities } from '../../workers/worker';
 import { InvalidSpecError, validateReleaseSpec } from '../../src/spec/parse';
 import { rolloutPlan } from '../../src/spec/release-spec';
 
@@ -169,5 +174,15 @@ describe('DORA with rollouts', () => {
     assert.deepEqual(figures!.regions, { r1: { deployments: 2, failures: 1 }, r2: { deployments: 1, failures: 1 }, r3: { deployments: 1, failures: 0 } });
     const [plain] = computeDora([record({})], { from: new Date(Date.UTC(2026, 0, 1)), to: new Date(Date.UTC(2026, 0, 31)) });
     assert.equal(plain!.regions, undefined, 'a service without regions keeps today\'s figures');
+  });
+});
+
+describe('the worker', () => {
+  test('every activity name is defined once across the activity sets (a rollout activity once shadowed a drill one)', () => {
+    const releases = {} as never;
+    const sets = [createActivities({ providers: {} as never }), createDrillActivities({ releases }), createLaneActivities({ releases }), createRolloutActivities({ releases })];
+    const merged = distinctActivities(...sets);
+    assert.equal(Object.keys(merged).length, sets.reduce((n, set) => n + Object.keys(set).length, 0));
+    assert.throws(() => distinctActivities({ awaitRelease: () => 1 }, { awaitRelease: () => 2 }), /awaitRelease is defined twice/);
   });
 });
