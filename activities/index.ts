@@ -49,7 +49,7 @@ export interface ActivityDependencies {
 export function createActivities({ providers, outbound = new OutboundAllowlist() }: ActivityDependencies) {
   function providersFor(ref: ReleaseRef): ProviderSet {
     try {
-      return providers.forTarget(ref.target);
+      return providers.forTarget(ref.target, ref.region);
     } catch (error) {
       if (error instanceof UnsupportedTargetError) throw ApplicationFailure.nonRetryable(error.message, 'UnsupportedTarget');
       throw error;

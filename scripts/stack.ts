@@ -2,6 +2,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import {
   defaultAlertWebhookUrl,
   DEFAULT_DEMO_SERVICE,
+  DEFAULT_REGION_PORT_STEP,
   DEFAULT_STACK_DIR,
   DEFAULT_STACK_PORTS,
   STACK_COMPONENTS,
@@ -34,6 +35,20 @@ function components(value: string): StackComponent[] {
   return list as StackComponent[];
 }
 
+function regions(value: string): string[] {
+  const list = value.split(',').map((item) => item.trim());
+  for (const item of list) {
+    if (!/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/.test(item)) throw new InvalidArgumentError(`"${item}" is not a region name (lower-case letters, digits and dashes)`);
+  }
+  return list;
+}
+
+function step(value: string): number {
+  const parsed = Number(value);
+  if (!Number.isInteger(parsed) || parsed < 1 || parsed > 10_000) throw new InvalidArgumentError('a whole number of ports from 1 to 10000');
+  return parsed;
+}
+
 const program = new Command('stack').description('Run the local stack the local target needs: HAProxy, Prometheus, Alertmanager.');
 
 program
@@ -48,6 +63,13 @@ program
   .option('--webhook-url <url>', "Rampart's Alertmanager webhook", defaultAlertWebhookUrl())
   .option('--scrape-interval <duration>', 'Prometheus scrape and rule interval', '1s')
   .option('--only <components>', `comma-separated subset of ${STACK_COMPONENTS.join(',')}`, components)
+  .option('--regions <names>', 'comma-separated regions, e.g. r1,r2,r3: one HAProxy per region, every series labelled region', regions)
+  .option(
+    '--region-port-step <ports>',
+    'region n (from 0) takes the HAProxy and service ports plus n times this',
+    step,
+    DEFAULT_REGION_PORT_STEP,
+  )
   .action(async (options) => {
     const stack = await startLocalStack({
       dir: options.dir,
@@ -61,15 +83,19 @@ program
       alertWebhookUrl: options.webhookUrl,
       scrapeInterval: options.scrapeInterval,
       components: options.only,
+      ...(options.regions ? { regions: options.regions, regionPortStep: options.regionPortStep } : {}),
     });
     console.log(`stack up in ${stack.dir}`);
-    console.log(`  frontend         ${stack.frontendUrl}`);
-    console.log(`  haproxy socket   ${stack.haproxySocket}`);
-    console.log(`  haproxy metrics  ${stack.haproxyExporterUrl}`);
-    console.log(`  prometheus       ${stack.prometheusUrl}`);
+    for (const region of stack.regions ?? [{ name: '', ...stack }]) {
+      const where = region.name ? `region ${region.name}: ` : '';
+      console.log(`  ${where}frontend         ${region.frontendUrl}`);
+      console.log(`  ${where}haproxy socket   ${region.haproxySocket}`);
+      console.log(`  ${where}haproxy metrics  ${region.haproxyExporterUrl}`);
+      for (const s of region.services) console.log(`  ${where}service ${s.name}: stable 127.0.0.1:${s.stablePort}, canary 127.0.0.1:${s.canaryPort}`);
+    }
+    console.log(`  prometheus       ${stack.prometheusUrl}${stack.regions ? ' (every series labelled region)' : ''}`);
     console.log(`  alertmanager     ${stack.alertmanagerUrl} -> ${stack.alertWebhookUrl}`);
     console.log(`  webhook token    ${stack.alertWebhookTokenFile}`);
-    for (const s of stack.services) console.log(`  service ${s.name}: stable 127.0.0.1:${s.stablePort}, canary 127.0.0.1:${s.canaryPort}`);
   });
 
 program
@@ -92,7 +118,8 @@ program
       return;
     }
     for (const s of status) {
-      console.log(`${s.component.padEnd(13)} ${s.ready ? 'ready' : s.running ? 'not ready' : 'stopped'}  pid ${s.pid ?? '-'}  ${s.url}`);
+      const name = s.region ? `${s.component} ${s.region}` : s.component;
+      console.log(`${name.padEnd(13)} ${s.ready ? 'ready' : s.running ? 'not ready' : 'stopped'}  pid ${s.pid ?? '-'}  ${s.url}`);
     }
     if (status.some((s) => !s.ready)) process.exitCode = 1;
   });

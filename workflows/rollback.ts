@@ -43,7 +43,7 @@ class StopRollback extends Error {}
  */
 export async function rollbackWorkflow(input: RollbackWorkflowInput): Promise<ReleaseStatus> {
   const { releaseId, service, environment, to } = input;
-  const ref: ReleaseRef = { service, environment, version: to, target: input.target };
+  const ref: ReleaseRef = { service, environment, version: to, target: input.target, ...(input.region ? { region: input.region } : {}) };
   const where = { service, environment };
   const status: ReleaseStatus = {
     releaseId,

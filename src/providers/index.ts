@@ -37,13 +37,14 @@ export class ProviderRegistry {
 
   constructor(private readonly deps: ProviderDependencies, private readonly maxTargets = 256) {}
 
-  forTarget(target: TargetSpec): ProviderSet {
-    const key = JSON.stringify(target);
+  /** The providers of a target; a region's (a rollout's release) are its own, even where its target equals another region's. */
+  forTarget(target: TargetSpec, region?: string): ProviderSet {
+    const key = JSON.stringify([target, region ?? null]);
     let set = this.cache.get(key);
     if (set) {
       this.cache.delete(key);
     } else {
-      set = this.create(target);
+      set = this.create(target, region);
       this.evictBeyond(this.maxTargets - 1);
     }
     this.cache.set(key, set);
@@ -64,7 +65,7 @@ export class ProviderRegistry {
     return this.cache.size;
   }
 
-  private create(target: TargetSpec): ProviderSet {
+  private create(target: TargetSpec, region: string | undefined): ProviderSet {
     switch (target.type) {
       case 'simulated':
         return {
@@ -81,6 +82,7 @@ export class ProviderRegistry {
             stablePort: target.stablePort,
             canaryPort: target.canaryPort,
             env: target.env,
+            ...(region ? { region } : {}),
           }),
           router: new HaproxyRouter({ socket: target.haproxySocket }),
           metrics: new PrometheusMetricProvider({ url: target.prometheusUrl }),

@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { accessSync, constants } from 'node:fs';
-import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
@@ -20,6 +20,11 @@ import { audienceMapFileName, CANARY_SERVER, STABLE_SERVER } from '../providers/
  *   18080 HAProxy frontend (user traffic)      18404 HAProxy Prometheus exporter (/metrics)
  *   18090 Prometheus                            18093 Alertmanager
  *   18101 / 18102 demo service stable / canary slots
+ *
+ * With regions (`regions: ['r1', 'r2']`), each region is a HAProxy of its own (frontend, exporter, runtime socket,
+ * the same backends with the region's own stable/canary ports), all scraped by the one Prometheus, which puts the
+ * region's name on every series as the `region` label; one Alertmanager takes every alert. Region n (counting from 0)
+ * takes the HAProxy and service ports above plus n x regionPortStep (default 100) unless it names its own.
  */
 
 export type StackComponent = 'haproxy' | 'prometheus' | 'alertmanager';
@@ -43,6 +48,31 @@ export interface StackPorts {
   alertmanager: number;
 }
 
+/** The ports of one region's HAProxy. */
+export type RegionPorts = Pick<StackPorts, 'frontend' | 'haproxyExporter'>;
+
+export interface StackRegionOptions {
+  /** The region's name: the `region` label of its series (lower-case letters, digits and dashes). */
+  name: string;
+  /** Its HAProxy's ports; default the stack's plus the region's index x regionPortStep. */
+  ports?: Partial<RegionPorts>;
+  /** Its instances' slots, the same service names as the stack's; default the stack's ports plus index x regionPortStep. */
+  services?: StackService[];
+}
+
+/** One region of a stack started with regions: where its HAProxy answers, and what a region's local target needs. */
+export interface StackRegion {
+  name: string;
+  ports: RegionPorts;
+  services: StackService[];
+  haproxySocket: string;
+  frontendUrl: string;
+  haproxyExporterUrl: string;
+  /** The stack's one Prometheus; the region's series carry region="<name>". */
+  prometheusUrl: string;
+}
+
+export const DEFAULT_REGION_PORT_STEP = 100;
 export const DEFAULT_STACK_PORTS: StackPorts = { frontend: 18080, haproxyExporter: 18404, prometheus: 18090, alertmanager: 18093 };
 export const DEFAULT_DEMO_SERVICE: StackService = { name: 'demo', stablePort: 18101, canaryPort: 18102, healthPath: '/healthz' };
 export const DEFAULT_STACK_ENVIRONMENT = 'production';
@@ -80,6 +110,13 @@ export interface LocalStackOptions {
   components?: StackComponent[];
   /** How long each component may take to become ready; default 30 s. */
   readyTimeoutMs?: number;
+  /**
+   * Regions, each its own HAProxy, every series labelled `region`; default none: one HAProxy, series without a
+   * region label (which a `region=""` selector matches).
+   */
+  regions?: Array<string | StackRegionOptions>;
+  /** How far apart the default ports of consecutive regions are; default 100. */
+  regionPortStep?: number;
 }
 
 /** A running stack: where everything answers. Written to <dir>/stack.json for `status`, `down` and other processes. */
@@ -87,9 +124,12 @@ export interface LocalStackInfo {
   dir: string;
   /** The `environment` label of every series this stack's Prometheus scrapes. */
   environment: string;
+  /** With regions, the HAProxy ports are the first region's. */
   ports: StackPorts;
+  /** With regions, the first region's. */
   services: StackService[];
   components: StackComponent[];
+  /** With regions, the first region's HAProxy (each region's is in `regions`). */
   haproxySocket: string;
   frontendUrl: string;
   haproxyExporterUrl: string;
@@ -98,7 +138,10 @@ export interface LocalStackInfo {
   alertWebhookUrl: string;
   /** File holding the bearer token Alertmanager sends (mode 0600). */
   alertWebhookTokenFile: string;
+  /** With regions, the first region's HAProxy. */
   pids: Partial<Record<StackComponent, number>>;
+  /** Present only when the stack was started with regions, in the order given. */
+  regions?: StackRegion[];
   startedAt: string;
 }
 
@@ -110,6 +153,8 @@ export interface LocalStack extends LocalStackInfo {
 
 export interface ComponentStatus {
   component: StackComponent;
+  /** The region of a HAProxy, in a stack started with regions. */
+  region?: string;
   pid: number | null;
   running: boolean;
   ready: boolean;
@@ -148,7 +193,8 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
   const services = (options.services ?? [DEFAULT_DEMO_SERVICE]).map((service) => ({ healthPath: '/healthz', ...service }));
   const components = options.components ?? [...STACK_COMPONENTS];
   const environment = options.environment ?? process.env.RAMPART_STACK_ENVIRONMENT ?? DEFAULT_STACK_ENVIRONMENT;
-  validate(dir, ports, services);
+  const regionPlan = planRegions(options.regions, ports, services, options.regionPortStep ?? DEFAULT_REGION_PORT_STEP);
+  validate(dir, ports, services, regionPlan);
   if (!SERVICE_NAME.test(environment)) throw new Error(`"${environment}" is not an environment name: use lower-case letters, digits and dashes`);
 
   // `up` twice restarts: configs may have changed, and a half-dead stack is worse than a fresh one.
@@ -158,31 +204,50 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
   const alertWebhookUrl = options.alertWebhookUrl ?? defaultAlertWebhookUrl();
   const alertWebhookTokenFile = path.join(dir, 'alertmanager', 'webhook-token');
   const alertWebhookToken = await resolveToken(options.alertWebhookToken, alertWebhookTokenFile);
+  const prometheusUrl = `http://127.0.0.1:${ports.prometheus}`;
+  const regions = regionPlan?.map(
+    (region): StackRegion => ({
+      ...region,
+      haproxySocket: path.join(dir, haproxyUnit(region.name), 'runtime.sock'),
+      frontendUrl: `http://127.0.0.1:${region.ports.frontend}`,
+      haproxyExporterUrl: `http://127.0.0.1:${region.ports.haproxyExporter}/metrics`,
+      prometheusUrl,
+    }),
+  );
+  const first = regions?.[0];
   const info: LocalStackInfo = {
     dir,
     environment,
-    ports,
-    services,
+    ports: first ? { ...ports, ...first.ports } : ports,
+    services: first ? first.services : services,
     components,
-    haproxySocket: path.join(dir, 'haproxy', 'runtime.sock'),
-    frontendUrl: `http://127.0.0.1:${ports.frontend}`,
-    haproxyExporterUrl: `http://127.0.0.1:${ports.haproxyExporter}/metrics`,
-    prometheusUrl: `http://127.0.0.1:${ports.prometheus}`,
+    haproxySocket: first ? first.haproxySocket : path.join(dir, 'haproxy', 'runtime.sock'),
+    frontendUrl: first ? first.frontendUrl : `http://127.0.0.1:${ports.frontend}`,
+    haproxyExporterUrl: first ? first.haproxyExporterUrl : `http://127.0.0.1:${ports.haproxyExporter}/metrics`,
+    prometheusUrl,
     alertmanagerUrl: `http://127.0.0.1:${ports.alertmanager}`,
     alertWebhookUrl,
     alertWebhookTokenFile,
     pids: {},
+    ...(regions ? { regions } : {}),
     startedAt: new Date().toISOString(),
   };
-  if (info.haproxySocket.length > MAX_UNIX_SOCKET_PATH) {
-    throw new Error(`HAProxy socket path ${info.haproxySocket} is longer than ${MAX_UNIX_SOCKET_PATH} bytes; use a shorter stack dir`);
+  for (const haproxy of haproxyInstances(info)) {
+    if (haproxy.socket.length > MAX_UNIX_SOCKET_PATH) {
+      throw new Error(`HAProxy socket path ${haproxy.socket} is longer than ${MAX_UNIX_SOCKET_PATH} bytes; use a shorter stack dir`);
+    }
   }
 
   const readyTimeoutMs = options.readyTimeoutMs ?? 30_000;
   try {
     for (const component of STACK_COMPONENTS) {
       if (!components.includes(component)) continue;
-      if (component === 'haproxy') info.pids.haproxy = await startHaproxy(info, readyTimeoutMs);
+      if (component === 'haproxy') {
+        // One HAProxy after another: each checks its config and ports, and a failure stops the ones already up.
+        const pids: number[] = [];
+        for (const haproxy of haproxyInstances(info)) pids.push(await startHaproxy(info, haproxy, readyTimeoutMs));
+        info.pids.haproxy = pids[0];
+      }
       if (component === 'prometheus') info.pids.prometheus = await startPrometheus(info, options.scrapeInterval ?? '1s', readyTimeoutMs);
       if (component === 'alertmanager') info.pids.alertmanager = await startAlertmanager(info, readyTimeoutMs);
       await writeFile(path.join(dir, 'stack.json'), `${JSON.stringify(info, null, 2)}\n`);
@@ -205,6 +270,25 @@ export async function stopLocalStack(dir: string = DEFAULT_STACK_DIR): Promise<v
   for (const component of [...STACK_COMPONENTS].reverse()) await stopComponent(path.resolve(dir), component);
 }
 
+/** The region's slots and HAProxy for one service: what a region's local target (or its override) needs. */
+export function regionTarget(
+  stack: Pick<LocalStackInfo, 'regions'>,
+  region: string,
+  service: string,
+): { stablePort: number; canaryPort: number; haproxySocket: string; prometheusUrl: string; frontendUrl: string } {
+  const found = stack.regions?.find((candidate) => candidate.name === region);
+  if (!found) throw new Error(`the stack has no region "${region}" (regions: ${stack.regions?.map((r) => r.name).join(', ') || 'none'})`);
+  const slots = found.services.find((candidate) => candidate.name === service);
+  if (!slots) throw new Error(`region ${region} of the stack has no service "${service}"`);
+  return {
+    stablePort: slots.stablePort,
+    canaryPort: slots.canaryPort,
+    haproxySocket: found.haproxySocket,
+    prometheusUrl: found.prometheusUrl,
+    frontendUrl: found.frontendUrl,
+  };
+}
+
 /** The stack recorded in the directory, or null if none was started there. */
 export async function readLocalStack(dir: string = DEFAULT_STACK_DIR): Promise<LocalStackInfo | null> {
   try {
@@ -218,12 +302,16 @@ export async function readLocalStack(dir: string = DEFAULT_STACK_DIR): Promise<L
 export async function localStackStatus(dir: string = DEFAULT_STACK_DIR): Promise<ComponentStatus[]> {
   const info = await readLocalStack(dir);
   if (!info) return [];
+  const units = info.components.flatMap((component): Array<{ component: StackComponent; haproxy?: HaproxyInstance }> =>
+    component === 'haproxy' ? haproxyInstances(info).map((haproxy) => ({ component, haproxy })) : [{ component }],
+  );
   return Promise.all(
-    info.components.map(async (component) => {
-      const record = await readComponentRecord(info.dir, component);
+    units.map(async ({ component, haproxy }): Promise<ComponentStatus> => {
+      const record = await readComponentRecord(info.dir, component, haproxy?.unit ?? component);
       const running = record !== null && isRunning(record);
-      const url = componentUrl(info, component);
-      return { component, pid: record?.pid ?? null, running, ready: running && (await isReady(info, component)), url };
+      const url = haproxy ? `http://127.0.0.1:${haproxy.ports.frontend}` : componentUrl(info, component);
+      const ready = running && (haproxy ? await haproxyReady(haproxy) : await isReady(info, component));
+      return { component, ...(haproxy?.region ? { region: haproxy.region } : {}), pid: record?.pid ?? null, running, ready, url };
     }),
   );
 }
@@ -236,12 +324,49 @@ export async function freeStackPorts(): Promise<StackPorts> {
 // ---------------------------------------------------------------------------------------------------------------
 // Configs
 
-export function renderHaproxyConfig(info: Pick<LocalStackInfo, 'dir' | 'ports' | 'services' | 'haproxySocket'>): string {
-  const mapDir = path.join(info.dir, 'haproxy');
+/**
+ * One HAProxy of the stack: the only one of a stack without regions (files named haproxy*), or one region's
+ * (haproxy-<region>*).
+ */
+export interface HaproxyInstance {
+  /** Names its config directory, pid file and log. */
+  unit: string;
+  region: string | null;
+  /** Its config, maps and socket. */
+  dir: string;
+  ports: RegionPorts;
+  services: StackService[];
+  socket: string;
+  exporterUrl: string;
+}
+
+/** The stack's HAProxies: one per region, or the single one. */
+export function haproxyInstances(info: Pick<LocalStackInfo, 'dir' | 'ports' | 'services' | 'haproxySocket' | 'haproxyExporterUrl' | 'regions'>): HaproxyInstance[] {
+  if (!info.regions) {
+    const ports = { frontend: info.ports.frontend, haproxyExporter: info.ports.haproxyExporter };
+    return [{ unit: 'haproxy', region: null, dir: path.join(info.dir, 'haproxy'), ports, services: info.services, socket: info.haproxySocket, exporterUrl: info.haproxyExporterUrl }];
+  }
+  return info.regions.map((region) => ({
+    unit: haproxyUnit(region.name),
+    region: region.name,
+    dir: path.join(info.dir, haproxyUnit(region.name)),
+    ports: region.ports,
+    services: region.services,
+    socket: region.haproxySocket,
+    exporterUrl: region.haproxyExporterUrl,
+  }));
+}
+
+function haproxyUnit(region: string): string {
+  return `haproxy-${region}`;
+}
+
+export function renderHaproxyConfig(haproxy: Pick<HaproxyInstance, 'dir' | 'ports' | 'services' | 'socket'>): string {
+  const mapDir = haproxy.dir;
   const lines = [
     '# Generated by src/stack/local-stack.ts; `tsx scripts/stack.ts up` rewrites it.',
     'global',
-    `  stats socket ${info.haproxySocket} mode 600 level admin`,
+    `  stats socket ${haproxy.socket} mode 600 level admin`,
     '  stats timeout 10s',
     '',
     'defaults',
@@ -256,20 +381,20 @@ export function renderHaproxyConfig(info: Pick<LocalStackInfo, 'dir' | 'ports' |
     '  option redispatch 1',
     '',
     'frontend rampart',
-    `  bind 127.0.0.1:${info.ports.frontend}`,
+    `  bind 127.0.0.1:${haproxy.ports.frontend}`,
   ];
-  for (const service of info.services) {
+  for (const service of haproxy.services) {
     lines.push(`  use_backend ${service.name} if { req.hdr(host),field(1,:),lower -m str ${service.name} ${service.name}.localhost }`);
   }
-  lines.push(`  default_backend ${info.services[0]!.name}`, '');
+  lines.push(`  default_backend ${haproxy.services[0]!.name}`, '');
   lines.push(
     'frontend rampart-metrics',
-    `  bind 127.0.0.1:${info.ports.haproxyExporter}`,
+    `  bind 127.0.0.1:${haproxy.ports.haproxyExporter}`,
     '  http-request use-service prometheus-exporter if { path /metrics }',
     '  http-request deny deny_status 404',
     '',
   );
-  for (const service of info.services) {
+  for (const service of haproxy.services) {
     lines.push(
       `backend ${service.name}`,
       // Round robin follows weights exactly, request by request, so a 25% canary gets 25% of requests.
@@ -291,10 +416,15 @@ export function renderHaproxyConfig(info: Pick<LocalStackInfo, 'dir' | 'ports' |
 }
 
 export function renderPrometheusConfig(
-  info: Pick<LocalStackInfo, 'ports' | 'services' | 'environment'>,
+  info: Pick<LocalStackInfo, 'ports' | 'services' | 'environment' | 'regions'>,
   scrapeInterval: string,
   rulesFile: string = RULES_FILE,
 ): string {
+  // Each HAProxy and its instances get their region as a target label; a stack without regions puts none on, so a
+  // `region=""` selector (the default queries' for a target without a region) matches its series.
+  const haproxies = info.regions
+    ? info.regions.map((region) => ({ labels: { environment: info.environment, region: region.name }, exporterPort: region.ports.haproxyExporter, services: region.services }))
+    : [{ labels: { environment: info.environment }, exporterPort: info.ports.haproxyExporter, services: info.services }];
   const config = {
     global: { scrape_interval: scrapeInterval, evaluation_interval: scrapeInterval, scrape_timeout: scrapeInterval },
     rule_files: [rulesFile],
@@ -302,13 +432,15 @@ export function renderPrometheusConfig(
     scrape_configs: [
       // One HAProxy routes one environment's traffic, so its series all carry that environment: the analysis and the
       // alert rules select on it, and a staging release is never judged on production's counters.
-      { job_name: 'haproxy', static_configs: [{ targets: [`127.0.0.1:${info.ports.haproxyExporter}`], labels: { environment: info.environment } }] },
+      { job_name: 'haproxy', static_configs: haproxies.map(({ exporterPort, labels }) => ({ targets: [`127.0.0.1:${exporterPort}`], labels })) },
       {
         job_name: 'rampart-instances',
-        static_configs: info.services.flatMap((service) => [
-          { targets: [`127.0.0.1:${service.stablePort}`], labels: { service: service.name, track: STABLE_SERVER, environment: info.environment } },
-          { targets: [`127.0.0.1:${service.canaryPort}`], labels: { service: service.name, track: CANARY_SERVER, environment: info.environment } },
-        ]),
+        static_configs: haproxies.flatMap(({ services, labels }) =>
+          services.flatMap((service) => [
+            { targets: [`127.0.0.1:${service.stablePort}`], labels: { service: service.name, track: STABLE_SERVER, ...labels } },
+            { targets: [`127.0.0.1:${service.canaryPort}`], labels: { service: service.name, track: CANARY_SERVER, ...labels } },
+          ]),
+        ),
       },
     ],
   };
@@ -332,20 +464,23 @@ export function renderAlertmanagerConfig(template: string, webhookUrl: string, t
 // ---------------------------------------------------------------------------------------------------------------
 // Components
 
-async function startHaproxy(info: LocalStackInfo, readyTimeoutMs: number): Promise<number> {
+async function startHaproxy(info: LocalStackInfo, haproxy: HaproxyInstance, readyTimeoutMs: number): Promise<number> {
   const binary = requireBinary('haproxy');
-  const haproxyDir = path.join(info.dir, 'haproxy');
-  await mkdir(haproxyDir, { recursive: true });
-  await rm(info.haproxySocket, { force: true });
+  await mkdir(haproxy.dir, { recursive: true });
+  await rm(haproxy.socket, { force: true });
   // Empty maps: no internal audience until a release sets one.
-  for (const service of info.services) await writeFile(path.join(haproxyDir, audienceMapFileName(service.name)), '');
-  const configFile = path.join(haproxyDir, 'haproxy.cfg');
-  await writeFile(configFile, renderHaproxyConfig(info));
-  await check('haproxy', binary, ['-c', '-q', '-f', configFile]);
-  await requireFreePorts('haproxy', [info.ports.frontend, info.ports.haproxyExporter]);
-  const started = await launch(info.dir, 'haproxy', binary, ['-f', configFile]);
-  await waitReady(started, readyTimeoutMs, async () => (await canConnect(info.haproxySocket)) && (await httpOk(info.haproxyExporterUrl)));
+  for (const service of haproxy.services) await writeFile(path.join(haproxy.dir, audienceMapFileName(service.name)), '');
+  const configFile = path.join(haproxy.dir, 'haproxy.cfg');
+  await writeFile(configFile, renderHaproxyConfig(haproxy));
+  await check(haproxy.unit, binary, ['-c', '-q', '-f', configFile]);
+  await requireFreePorts(haproxy.unit, [haproxy.ports.frontend, haproxy.ports.haproxyExporter]);
+  const started = await launch(info.dir, haproxy.unit, binary, ['-f', configFile]);
+  await waitReady(started, readyTimeoutMs, () => haproxyReady(haproxy));
   return started.pid;
+}
+
+async function haproxyReady(haproxy: HaproxyInstance): Promise<boolean> {
+  return (await canConnect(haproxy.socket)) && (await httpOk(haproxy.exporterUrl));
 }
 
 async function startPrometheus(info: LocalStackInfo, scrapeInterval: string, readyTimeoutMs: number): Promise<number> {
@@ -357,6 +492,7 @@ async function startPrometheus(info: LocalStackInfo, scrapeInterval: string, rea
   const promtool = findBinary('promtool');
   if (promtool) await check('prometheus', promtool, ['check', 'config', configFile]);
   await requireFreePorts('prometheus', [info.ports.prometheus]);
+  const launchedAt = Date.now();
   const started = await launch(info.dir, 'prometheus', binary, [
     `--config.file=${configFile}`,
     `--storage.tsdb.path=${path.join(promDir, 'data')}`,
@@ -367,9 +503,14 @@ async function startPrometheus(info: LocalStackInfo, scrapeInterval: string, rea
   ]);
   await waitReady(started, readyTimeoutMs, () => httpOk(`${info.prometheusUrl}/-/ready`));
   // Ready is not scraping: target discovery is throttled to every 5 s, and a rate() over traffic sent before the
-  // first scrape of HAProxy stays empty. Ready here means HAProxy's counters are being collected.
+  // first scrape of HAProxy stays empty. Ready here means every HAProxy's counters are being collected, by this
+  // Prometheus: a sample kept in the data dir from an earlier run does not count.
   if (info.components.includes('haproxy')) {
-    await waitReady(started, readyTimeoutMs, async () => (await instantValue(info.prometheusUrl, 'up{job="haproxy"}')) === 1);
+    const exporters = haproxyInstances(info).map((haproxy) => `127.0.0.1:${haproxy.ports.haproxyExporter}`);
+    await waitReady(started, readyTimeoutMs, async () => {
+      const scraped = await scrapedSince(info.prometheusUrl, 'timestamp(up{job="haproxy"} == 1)', launchedAt);
+      return exporters.every((instance) => scraped.has(instance));
+    });
   }
   return started.pid;
 }
@@ -396,20 +537,21 @@ async function startAlertmanager(info: LocalStackInfo, readyTimeoutMs: number): 
 }
 
 interface Started extends SupervisedProcess {
-  component: StackComponent;
+  unit: string;
   pid: number;
 }
 
-async function launch(dir: string, component: StackComponent, binary: string, args: string[]): Promise<Started> {
+/** Starts one process of the stack; `unit` (the component, or haproxy-<region>) names its pid file and log. */
+async function launch(dir: string, unit: string, binary: string, args: string[]): Promise<Started> {
   // Its own process group, so it outlives `tsx scripts/stack.ts up` and is stopped only through its pid file. It
   // inherits the environment of whoever starts the stack, as any daemon started by hand would.
-  const started = await spawnDetached({ command: [binary, ...args], cwd: dir, env: process.env, logFile: path.join(dir, `${component}.log`) }).catch(
+  const started = await spawnDetached({ command: [binary, ...args], cwd: dir, env: process.env, logFile: path.join(dir, `${unit}.log`) }).catch(
     (error: unknown) => {
-      throw new Error(`${component} did not start: ${(error as Error).message}`, { cause: error });
+      throw new Error(`${unit} did not start: ${(error as Error).message}`, { cause: error });
     },
   );
-  await writeRecord(pidFile(dir, component), started.record);
-  return { ...started, component, pid: started.record.pid };
+  await writeRecord(pidFile(dir, unit), started.record);
+  return { ...started, unit, pid: started.record.pid };
 }
 
 async function waitReady(started: Started, timeoutMs: number, ready: () => Promise<boolean>): Promise<void> {
@@ -417,25 +559,37 @@ async function waitReady(started: Started, timeoutMs: number, ready: () => Promi
   const log = () => `${started.logFile}:\n${logTail(started.logFile, started.logOffset)}`;
   while (Date.now() < deadline) {
     const exit = started.exited();
-    if (exit) throw new Error(`${started.component} ${exit} before it was ready; ${log()}`);
+    if (exit) throw new Error(`${started.unit} ${exit} before it was ready; ${log()}`);
     if (await ready()) return;
     await sleep(100);
   }
-  throw new Error(`${started.component} was not ready within ${timeoutMs} ms; ${log()}`);
+  throw new Error(`${started.unit} was not ready within ${timeoutMs} ms; ${log()}`);
 }
 
 async function stopComponent(dir: string, component: StackComponent): Promise<void> {
-  const record = await readComponentRecord(dir, component);
-  if (record) {
-    await stopGroup(record, 10_000).catch((error: unknown) => {
-      throw new Error(`stopping ${component} failed: ${(error as Error).message}`, { cause: error });
-    });
+  // HAProxy may be one per region: every pid file of the component, whatever regions the last start had.
+  const units = component === 'haproxy' ? await haproxyUnitsIn(dir) : [component];
+  for (const unit of units) {
+    const record = await readComponentRecord(dir, component, unit);
+    if (record) {
+      await stopGroup(record, 10_000).catch((error: unknown) => {
+        throw new Error(`stopping ${unit} failed: ${(error as Error).message}`, { cause: error });
+      });
+    }
+    await rm(pidFile(dir, unit), { force: true });
   }
-  await rm(pidFile(dir, component), { force: true });
+}
+
+async function haproxyUnitsIn(dir: string): Promise<string[]> {
+  const files = await readdir(dir).catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT') return [] as string[];
+    throw error;
+  });
+  return files.flatMap((file) => /^(haproxy(?:-[a-z0-9-]+)?)\.pid$/.exec(file)?.[1] ?? []);
 }
 
 async function isReady(info: LocalStackInfo, component: StackComponent): Promise<boolean> {
-  if (component === 'haproxy') return (await canConnect(info.haproxySocket)) && (await httpOk(info.haproxyExporterUrl));
+  if (component === 'haproxy') return (await Promise.all(haproxyInstances(info).map(haproxyReady))).every(Boolean);
   if (component === 'prometheus') return httpOk(`${info.prometheusUrl}/-/ready`);
   return httpOk(`${info.alertmanagerUrl}/-/ready`);
 }
@@ -449,7 +603,39 @@ function componentUrl(info: LocalStackInfo, component: StackComponent): string {
 // ---------------------------------------------------------------------------------------------------------------
 // Helpers
 
-function validate(dir: string, ports: StackPorts, services: StackService[]): void {
+interface RegionPlan {
+  name: string;
+  ports: RegionPorts;
+  services: StackService[];
+}
+
+/** Each region's name, HAProxy ports and slots: given, or the stack's shifted by the region's index x step. */
+function planRegions(regions: LocalStackOptions['regions'], ports: StackPorts, services: StackService[], step: number): RegionPlan[] | null {
+  if (regions === undefined) return null;
+  if (regions.length === 0) throw new Error('regions: give at least one region, or leave the option out for a stack without regions');
+  if (!Number.isInteger(step) || step < 0) throw new RangeError(`regionPortStep ${step} is not a whole number of ports`);
+  const names = new Set<string>();
+  return regions.map((entry, index) => {
+    const region = typeof entry === 'string' ? { name: entry } : entry;
+    if (!SERVICE_NAME.test(region.name)) throw new Error(`regions[${index}]: "${region.name}" is not a region name: use lower-case letters, digits and dashes`);
+    if (names.has(region.name)) throw new Error(`regions[${index}]: region ${region.name} is listed twice`);
+    names.add(region.name);
+    const shift = index * step;
+    const regionServices = (region.services ?? services.map((service) => ({ ...service, stablePort: service.stablePort + shift, canaryPort: service.canaryPort + shift }))).map(
+      (service) => ({ healthPath: '/healthz', ...service }),
+    );
+    const expected = services.map((service) => service.name).sort().join(', ');
+    const given = regionServices.map((service) => service.name).sort().join(', ');
+    if (given !== expected) throw new Error(`regions[${index}] (${region.name}): services ${given || 'none'} differ from the stack's (${expected}); every region runs the same backends`);
+    return {
+      name: region.name,
+      ports: { frontend: region.ports?.frontend ?? ports.frontend + shift, haproxyExporter: region.ports?.haproxyExporter ?? ports.haproxyExporter + shift },
+      services: regionServices,
+    };
+  });
+}
+
+function validate(dir: string, ports: StackPorts, services: StackService[], regions: RegionPlan[] | null): void {
   if (!SAFE_PATH.test(dir)) throw new Error(`stack dir ${dir} must hold only letters, digits and _ . / @ + - (HAProxy reads file paths from its config)`);
   if (services.length === 0) throw new Error('the stack needs at least one service');
   const used = new Map<number, string>();
@@ -459,15 +645,24 @@ function validate(dir: string, ports: StackPorts, services: StackService[]): voi
     if (other) throw new Error(`port ${port} is given to both ${other} and ${what}`);
     used.set(port, what);
   };
-  for (const [name, port] of Object.entries(ports) as Array<[string, number]>) claim(port, name);
   const names = new Set<string>();
   for (const service of services) {
     if (!SERVICE_NAME.test(service.name)) throw new Error(`"${service.name}" is not a service name`);
     if (names.has(service.name)) throw new Error(`service ${service.name} is listed twice`);
     names.add(service.name);
-    claim(service.stablePort, `${service.name} stable`);
-    claim(service.canaryPort, `${service.name} canary`);
-    if (service.healthPath && !/^\/\S*$/.test(service.healthPath)) throw new Error(`health path "${service.healthPath}" of ${service.name} must start with / and hold no spaces`);
+  }
+  claim(ports.prometheus, 'prometheus');
+  claim(ports.alertmanager, 'alertmanager');
+  // The HAProxy and slot ports of each region, or of the one HAProxy: no two processes may want the same port.
+  for (const region of regions ?? [{ name: '', ports, services }]) {
+    const where = region.name ? `${region.name} ` : '';
+    claim(region.ports.frontend, `${where}frontend`);
+    claim(region.ports.haproxyExporter, `${where}haproxyExporter`);
+    for (const service of region.services) {
+      claim(service.stablePort, `${where}${service.name} stable`);
+      claim(service.canaryPort, `${where}${service.name} canary`);
+      if (service.healthPath && !/^\/\S*$/.test(service.healthPath)) throw new Error(`health path "${service.healthPath}" of ${service.name} must start with / and hold no spaces`);
+    }
   }
 }
 
@@ -513,7 +708,7 @@ function requireBinary(component: StackComponent): string {
   return binary;
 }
 
-async function check(component: StackComponent, tool: string, args: string[]): Promise<void> {
+async function check(component: string, tool: string, args: string[]): Promise<void> {
   try {
     await execFileAsync(tool, args, { timeout: 30_000 });
   } catch (error) {
@@ -524,7 +719,7 @@ async function check(component: StackComponent, tool: string, args: string[]): P
   }
 }
 
-async function requireFreePorts(component: StackComponent, ports: number[]): Promise<void> {
+async function requireFreePorts(component: string, ports: number[]): Promise<void> {
   for (const port of ports) {
     if (await canConnect({ port, host: '127.0.0.1' })) {
       throw new Error(`port ${port} needed by ${component} is taken; stop what listens there or choose other ports`);
@@ -543,27 +738,27 @@ async function httpOk(url: string): Promise<boolean> {
   }
 }
 
-async function instantValue(prometheusUrl: string, query: string): Promise<number | null> {
+/** The instances whose `timestamp(...)` query answers a time at or after `sinceMs`; none when Prometheus cannot answer. */
+async function scrapedSince(prometheusUrl: string, query: string, sinceMs: number): Promise<Set<string>> {
   try {
     const response = await fetch(`${prometheusUrl}/api/v1/query?${new URLSearchParams({ query }).toString()}`, { signal: AbortSignal.timeout(1_000) });
-    const answer = (await response.json()) as { data?: { result?: Array<{ value: [number, string] }> } };
-    const sample = answer.data?.result?.[0];
-    return sample ? Number(sample.value[1]) : null;
+    const answer = (await response.json()) as { data?: { result?: Array<{ metric: { instance?: string }; value: [number, string] }> } };
+    return new Set((answer.data?.result ?? []).filter((sample) => Number(sample.value[1]) * 1000 >= sinceMs).map((sample) => sample.metric.instance ?? ''));
   } catch {
-    return null;
+    return new Set();
   }
 }
 
-function pidFile(dir: string, component: StackComponent): string {
-  return path.join(dir, `${component}.pid`);
+function pidFile(dir: string, unit: string): string {
+  return path.join(dir, `${unit}.pid`);
 }
 
 /**
  * The component's pid record. A bare pid (written by hand, or by a test restarting a component) says nothing of start
  * time: it counts as ours only while the process runs the component's binary, so a stale file never kills a stranger.
  */
-async function readComponentRecord(dir: string, component: StackComponent): Promise<ProcessRecord | null> {
-  const record = await readRecord(pidFile(dir, component));
+async function readComponentRecord(dir: string, component: StackComponent, unit: string = component): Promise<ProcessRecord | null> {
+  const record = await readRecord(pidFile(dir, unit));
   if (!record || record.command.length > 0) return record;
   return { ...record, command: [findBinary(component) ?? BINARIES[component].names[0]!] };
 }

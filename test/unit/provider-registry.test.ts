@@ -17,3 +17,13 @@ test('the provider cache stays bounded however many targets come by, and keeps t
   assert.notEqual(registry.forTarget(target(1)), undefined);
   assert.equal(registry.size, 3);
 });
+
+test("a region's providers are its own, even for a target equal to another region's", () => {
+  const registry = new ProviderRegistry({ fleet: new SimulatedFleet() });
+  const local = targetSchema.parse({ type: 'local', command: ['true'], stablePort: 20001, canaryPort: 20002, haproxySocket: '/tmp/none.sock', prometheusUrl: 'http://127.0.0.1:1' });
+  const inR1 = registry.forTarget(local, 'r1');
+  assert.equal(registry.forTarget(local, 'r1'), inR1);
+  assert.notEqual(registry.forTarget(local, 'r2'), inR1);
+  assert.notEqual(registry.forTarget(local), inR1);
+  assert.equal(registry.size, 3);
+});

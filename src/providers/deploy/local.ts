@@ -18,6 +18,11 @@ export interface LocalDeployerOptions {
   env?: Record<string, string>;
   /** Where instance records and logs live; default .run/deploy in the repository. */
   stateDir?: string;
+  /**
+   * The region whose slots these are: a rollout runs the same service once per region on this machine, each region's
+   * instances recorded apart (<stateDir>/<service>@<region>/), so one region's deploy never finds another's instance.
+   */
+  region?: string;
   /** Working directory of the instances; default the repository root. */
   cwd?: string;
   /** How long an instance may take to answer its health path; default 20 s. */
@@ -79,6 +84,7 @@ export class LocalDeployer implements Deployer {
       if (!Number.isInteger(port) || port < 1 || port > 65_535) throw new RangeError(`slot port ${port} is not a TCP port`);
     }
     if (options.stablePort === options.canaryPort) throw new Error(`stable and canary slots share port ${options.stablePort}`);
+    if (options.region !== undefined && !SERVICE_NAME.test(options.region)) throw new Error(`"${options.region}" is not a region name`);
     this.stateDir = path.resolve(options.stateDir ?? path.join(PROJECT_ROOT, '.run', 'deploy'));
     this.healthPath = options.healthPath ?? '/healthz';
   }
@@ -204,7 +210,7 @@ export class LocalDeployer implements Deployer {
 
   private serviceDir(service: string): string {
     if (!SERVICE_NAME.test(service)) throw new Error(`"${service}" is not a service name`);
-    return path.join(this.stateDir, service);
+    return path.join(this.stateDir, this.options.region ? `${service}@${this.options.region}` : service);
   }
 
   /** One operation per slot at a time, the slot's record being what the lock guards. */
