@@ -33,7 +33,7 @@ async function countActivities(client: Client, workflowId: string): Promise<numb
   return (history.events ?? []).filter((e) => e.activityTaskScheduledEventAttributes).length;
 }
 
-export async function benchEngine(server: DevServer, options: { batch?: number; rounds?: number } = {}): Promise<EngineResult> {
+export async function benchEngine(server: Pick<DevServer, 'address'>, options: { batch?: number; rounds?: number } = {}): Promise<EngineResult> {
   const batch = options.batch ?? 20;
   const rounds = options.rounds ?? 3;
   const connection = await Connection.connect({ address: server.address });
