@@ -233,6 +233,7 @@ export interface ClusterBenchOptions extends Omit<InFlightOptions, 'levels'> {
 
 function levelsFrom(text: string | undefined, fallback: number[]): number[] {
   if (text === undefined || text.trim() === '') return fallback;
+  if (text.trim() === 'none') return [];
   const levels = text.split(',').map((part) => Number(part.trim()));
   if (levels.some((n) => !Number.isInteger(n) || n < 1)) throw new Error(`levels must be positive integers separated by commas, got "${text}"`);
   return levels;
@@ -334,7 +335,8 @@ export function clusterTableRows(result: ClusterBenchResult): string[] {
     if (side.engine) {
       row(
         `${side.temporal}: engine efficiency, release through the lane vs bare workflow (${side.engine.activitiesPerRelease} activities)`,
-        `${side.engine.releasesViaLanePerSecond}/s vs ${side.engine.bareWorkflowsPerSecond}/s, ratio ${side.engine.ratioViaLane} (started directly: ratio ${side.engine.ratioDirect})`,
+        `${side.engine.releasesViaLanePerSecond}/s vs ${side.engine.bareWorkflowsPerSecond}/s, ratio ${side.engine.ratioViaLane} (started directly: ratio ${side.engine.ratioDirect}); ` +
+          `workflow tasks: bare ${side.engine.workflowTasks.bare}, release ${side.engine.workflowTasks.release}, lane ${side.engine.workflowTasks.lanePerRelease} per release`,
         '≥ 0.9',
       );
     }
