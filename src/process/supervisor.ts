@@ -32,6 +32,9 @@ export interface SpawnOptions {
   logFile: string;
   /** A line appended to the log first, to tell this start's lines from an earlier one's when reading the file. */
   banner?: string;
+  /** Run as this user and group (root only): PostgreSQL refuses to run as root. */
+  uid?: number;
+  gid?: number;
 }
 
 export interface SupervisedProcess {
@@ -57,7 +60,7 @@ export async function spawnDetached(options: SpawnOptions): Promise<SupervisedPr
   try {
     if (options.banner !== undefined) writeSync(log, `${options.banner}\n`);
     logOffset = fstatSync(log).size;
-    child = spawn(executable, args, { cwd: options.cwd, env: { ...options.env }, detached: true, stdio: ['ignore', log, log] });
+    child = spawn(executable, args, { cwd: options.cwd, env: { ...options.env }, detached: true, stdio: ['ignore', log, log], uid: options.uid, gid: options.gid });
   } finally {
     closeSync(log);
   }

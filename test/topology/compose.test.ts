@@ -126,7 +126,7 @@ describe('docker-compose.yml, parsed by compose-go', { skip: missing }, () => {
     const broken = [
       { edit: (t: string) => t.replace('    restart: "no"', '    restrat: "no"'), expect: /restrat/ },
       { edit: (t: string) => t.replace('condition: service_completed_successfully', 'condition: service_finished'), expect: /condition/ },
-      { edit: (t: string) => t.replace(/^ {6}temporal-schema:$/m, '      temporal-schemaa:'), expect: /undefined service "temporal-schemaa"/ },
+      { edit: (t: string) => t.replace(/^( +)temporal-schema:$/m, '$1temporal-schemaa:'), expect: /undefined service "temporal-schemaa"/ },
       { edit: (t: string) => t.replace('- rampart-data:/var/lib/rampart', '- rampart-dat:/var/lib/rampart'), expect: /undefined volume rampart-dat/ },
     ];
     broken.forEach(({ edit, expect }, i) => {
@@ -219,7 +219,7 @@ describe('docker-compose.yml, parsed by compose-go', { skip: missing }, () => {
     }
     assert.equal(project.secrets?.alertmanager_token?.environment, 'RAMPART_ALERTMANAGER_TOKEN');
 
-    const files = [COMPOSE_FILE, ENV_EXAMPLE, DOCKERFILE, ...['alertmanager/alertmanager.yml', 'prometheus/prometheus.yml', 'haproxy/api-lb.cfg', 'haproxy/router.cfg', 'temporal/setup-schema.sh', 'temporal/create-namespace.sh', 'temporal/dynamicconfig.yaml'].map((f) => join(PROJECT_ROOT, 'deploy/compose', f))];
+    const files = [COMPOSE_FILE, ENV_EXAMPLE, DOCKERFILE, ...['alertmanager/alertmanager.yml', 'prometheus/prometheus.yml', 'haproxy/api-lb.cfg', 'haproxy/router.cfg', 'temporal/setup-schema.sh', 'temporal/create-namespace.sh', 'temporal/dynamicconfig.yaml', 'temporal/server.yaml'].map((f) => join(PROJECT_ROOT, 'deploy/compose', f))];
     const patterns = [
       /-----BEGIN [A-Z ]*PRIVATE KEY-----/,
       /\b(?:AKIA|ASIA)[0-9A-Z]{16}\b/,
