@@ -1,7 +1,8 @@
 import { spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomInt } from 'node:crypto';
 import { chmodSync, chownSync, existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Connection } from '@temporalio/client';
@@ -282,7 +283,8 @@ async function loadOrCreateState(dir: string, options: ClusterOptions, binaries:
     frontend: 0,
     frontendHttp: await free(),
     grpc: await service(async (s) => (s === 'frontend' && options.ports?.frontend) || free()),
-    membership: await service(free),
+    // Temporal stores membership ports as a PostgreSQL smallint: they must be below 32768, under Linux's ephemeral range.
+    membership: await service(() => freePortBelow(32_768)),
     metrics: await service(free),
     api: options.ports?.api ?? (await free()),
     apiMonitoring: options.ports?.apiMonitoring ?? (await free()),
@@ -656,6 +658,20 @@ function makeProbe(state: ClusterState): Probe {
 }
 
 // ---- helpers ------------------------------------------------------------------------------------------------------
+
+/** A free port in [10000, limit): tried at random and bound once to see that nothing holds it. */
+async function freePortBelow(limit: number): Promise<number> {
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const port = 10_000 + randomInt(limit - 10_000);
+    const free = await new Promise<boolean>((resolve) => {
+      const server = createServer();
+      server.once('error', () => resolve(false));
+      server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+    });
+    if (free) return port;
+  }
+  throw new Error(`no free port below ${limit} after 200 tries`);
+}
 
 function findBinary(name: string, envName: string): string {
   const explicit = process.env[envName];

@@ -2,7 +2,7 @@
 // two API replicas behind HAProxy, brought up once by src/cluster (what `scripts/cluster.ts up` runs).
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -37,7 +37,7 @@ before(async () => {
   stack = await startLocalStack({ dir: join(work, 'stack'), services: [demo], ports: await freeStackPorts(), alertWebhookToken: randomBytes(16).toString('hex'), scrapeInterval: '1s' });
   cleanups.add('stack', () => stack.stop());
   const specs = join(work, 'specs');
-  mkdtempSync(specs);
+  mkdirSync(specs);
   writeFileSync(
     join(specs, `${demo.name}.yaml`),
     stringify({
