@@ -253,7 +253,7 @@ export function clusterBenchOptionsFromEnv(): ClusterBenchOptions {
     devServerLevels: levelsFrom(process.env.BENCH_DEV_SERVER_LEVELS, [1_000, 5_000]),
     workers: positive('BENCH_CLUSTER_WORKERS', 2),
     observeMs: positive('BENCH_CLUSTER_OBSERVE_SECONDS', 60) * 1_000,
-    startBudgetMs: positive('BENCH_CLUSTER_START_BUDGET_SECONDS', 180) * 1_000,
+    startBudgetMs: positive('BENCH_CLUSTER_START_BUDGET_SECONDS', 150) * 1_000,
     submitConcurrency: positive('BENCH_CLUSTER_SUBMIT_CONCURRENCY', 50),
     workerHeapMiB: positive('BENCH_CLUSTER_WORKER_HEAP_MIB', 6_144),
   };
