@@ -4,7 +4,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
@@ -67,6 +67,8 @@ export interface InFlightLevel {
   workers: WorkerFigures[];
   serverCpuPercentOfOneCore: number;
   postgresCpuPercentOfOneCore: number | null;
+  /** The machine's 1-minute load average at the end of the window: other work on the shared cores. */
+  machineLoadAverage: number;
 }
 
 export const ANALYSIS_INTERVAL_MS = 10_000;
@@ -205,6 +207,7 @@ export async function measureInFlight(target: TemporalUnderTest, options: InFlig
         workers: workerFigures,
         serverCpuPercentOfOneCore: serverCpuPercent,
         postgresCpuPercentOfOneCore: postgresCpuPercent,
+        machineLoadAverage: round(loadavg()[0]!, 1),
       };
       results.push(level);
       log(`${target.label}: ${JSON.stringify(level)}`);
@@ -328,7 +331,8 @@ export function clusterTableRows(result: ClusterBenchResult): string[] {
         `${level.started < level.requested ? `only ${level.started} started in the ${round(result.options.startBudgetMs / 1_000, 0)} s budget; ` : ''}` +
           `started in ${level.startSeconds} s (${level.startsPerSecond}/s); tick lateness p50 ${level.tickLatenessMs.p50} ms / p99 ${level.tickLatenessMs.p99} ms ` +
           `(${level.analysisRuns} of ${level.expectedAnalysisRuns} runs due in ${level.observedSeconds} s); workers RSS / CPU of a core: ${workers}; ` +
-          `Temporal CPU ${level.serverCpuPercentOfOneCore}%${level.postgresCpuPercentOfOneCore === null ? '' : `, PostgreSQL CPU ${level.postgresCpuPercentOfOneCore}%`}`,
+          `Temporal CPU ${level.serverCpuPercentOfOneCore}%${level.postgresCpuPercentOfOneCore === null ? '' : `, PostgreSQL CPU ${level.postgresCpuPercentOfOneCore}%`}` +
+          (level.machineLoadAverage === undefined ? '' : `; machine load ${level.machineLoadAverage}`),
         goal ? `p99 < ${goal / 1_000} s` : '',
       );
     }
