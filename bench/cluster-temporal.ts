@@ -14,7 +14,13 @@ export async function openBenchCluster(log: (line: string) => void): Promise<Ope
   try {
     // The smallest Rampart layer the cluster module allows: the benchmark starts the workers it
     // measures itself (the same way on the dev server), so the cluster's own are stopped once up.
-    const cluster = await up({ dir, workers: 1, apis: 1, log: (line) => log(`cluster: ${line}`) });
+    const options = { dir, workers: 1, apis: 1, log: (line: string) => log(`cluster: ${line}`) };
+    // On a fresh database the four services race to write the cluster metadata and one may exit on
+    // the duplicate key (seen once here); `up` again starts only what is not running.
+    const cluster = await up(options).catch((error: Error) => {
+      log(`cluster: up failed (${error.message.split('\n')[0]}); once more`);
+      return up(options);
+    });
     const components = await cluster.status();
     for (const c of components.filter((c) => c.kind === 'worker' || c.kind === 'api' || c.kind === 'api-lb')) await cluster.stop(c.name);
     const pids = (kind: string) => components.filter((c) => c.kind === kind && c.pid !== null).map((c) => c.pid!);
