@@ -41,7 +41,7 @@ async function timed(count: number, width: number, work: () => Promise<number>):
   return { ms: performance.now() - t0, latencies };
 }
 
-export async function benchApi(server: DevServer, options: { requests?: number; rounds?: number; concurrency?: number } = {}): Promise<ApiThroughput> {
+export async function benchApi(server: Pick<DevServer, 'address'>, options: { requests?: number; rounds?: number; concurrency?: number } = {}): Promise<ApiThroughput> {
   const requests = options.requests ?? 100;
   const rounds = options.rounds ?? 3;
   const concurrency = options.concurrency ?? 10;

@@ -7,7 +7,7 @@ import { createActivities } from '../activities';
 import { ProviderRegistry } from '../src/providers';
 import { SimulatedFleet } from '../src/providers/simulated/fleet';
 import { ReleaseClient } from '../src/temporal/releases';
-import { TASK_QUEUE, releaseWorkflowId } from '../workflows/definitions';
+import { laneWorkflowId, TASK_QUEUE, releaseWorkflowId } from '../workflows/definitions';
 import { releaseWorkflow } from '../workflows/release';
 import { fastSpec } from '../test/helpers/specs';
 import { sha } from '../test/helpers/temporal';
@@ -26,6 +26,8 @@ export interface EngineResult {
   releasesDirectPerSecond: number;
   ratioViaLane: number;
   ratioDirect: number;
+  /** Workflow tasks completed per workflow: what each path costs the server and worker beyond its activities. */
+  workflowTasks: { bare: number; release: number; lanePerRelease: number };
 }
 
 async function countActivities(client: Client, workflowId: string): Promise<number> {
@@ -33,7 +35,12 @@ async function countActivities(client: Client, workflowId: string): Promise<numb
   return (history.events ?? []).filter((e) => e.activityTaskScheduledEventAttributes).length;
 }
 
-export async function benchEngine(server: DevServer, options: { batch?: number; rounds?: number } = {}): Promise<EngineResult> {
+async function countWorkflowTasks(client: Client, workflowId: string): Promise<number> {
+  const history = await client.workflow.getHandle(workflowId).fetchHistory();
+  return (history.events ?? []).filter((e) => e.workflowTaskCompletedEventAttributes).length;
+}
+
+export async function benchEngine(server: Pick<DevServer, 'address'>, options: { batch?: number; rounds?: number } = {}): Promise<EngineResult> {
   const batch = options.batch ?? 20;
   const rounds = options.rounds ?? 3;
   const connection = await Connection.connect({ address: server.address });
@@ -53,9 +60,12 @@ export async function benchEngine(server: DevServer, options: { batch?: number; 
     const run = randomUUID().slice(0, 8);
     let n = 0;
     // The same `batch` services every round, a new version each time: lanes are long-lived, as in use.
+    let firstLane = '';
     const spec = () => {
       n += 1;
-      return fastSpec(`bench-${run}-${n % batch}`, sha(`${run}-${n}`));
+      const s = fastSpec(`bench-${run}-${n % batch}`, sha(`${run}-${n}`));
+      if (n === 1) firstLane = laneWorkflowId(s.service, s.environment);
+      return s;
     };
 
     // One warm-up round creates the lanes and tells how many activities a release runs: the bare workflow runs as many.
@@ -63,12 +73,14 @@ export async function benchEngine(server: DevServer, options: { batch?: number; 
     await Promise.all(warm.map((w) => releases.result(w.releaseId)));
     const activitiesPerRelease = await countActivities(client, warm[0]!.releaseId);
 
+    let lastBare = '';
     const bare = async () => {
       const t0 = performance.now();
       await Promise.all(
-        Array.from({ length: batch }, () =>
-          client.workflow.execute('bareWorkflow', { taskQueue: TASK_QUEUE, workflowId: `bare-${randomUUID()}`, args: [activitiesPerRelease] }),
-        ),
+        Array.from({ length: batch }, () => {
+          lastBare = `bare-${randomUUID()}`;
+          return client.workflow.execute('bareWorkflow', { taskQueue: TASK_QUEUE, workflowId: lastBare, args: [activitiesPerRelease] });
+        }),
       );
       return performance.now() - t0;
     };
@@ -102,6 +114,12 @@ export async function benchEngine(server: DevServer, options: { batch?: number; 
       totals.viaLane += await viaLane();
       totals.direct += await direct();
     }
+    // The lane of the first service has handled the warm-up release and one per round.
+    const workflowTasks = {
+      bare: await countWorkflowTasks(client, lastBare),
+      release: await countWorkflowTasks(client, warm[0]!.releaseId),
+      lanePerRelease: round((await countWorkflowTasks(client, firstLane)) / (rounds + 1), 2),
+    };
     const perSecond = (ms: number) => (batch * rounds * 1000) / ms;
     const bareRate = perSecond(totals.bare);
     return {
@@ -113,6 +131,7 @@ export async function benchEngine(server: DevServer, options: { batch?: number; 
       releasesDirectPerSecond: round(perSecond(totals.direct)),
       ratioViaLane: round(perSecond(totals.viaLane) / bareRate, 3),
       ratioDirect: round(perSecond(totals.direct) / bareRate, 3),
+      workflowTasks,
     };
   } finally {
     worker.shutdown();

@@ -7,6 +7,8 @@ import { join } from 'node:path';
 import { quietSdkLogs, startTestServer } from '../test/helpers/temporal';
 import { benchApi } from './api';
 import { benchCapacity } from './capacity';
+import { benchCluster, clusterBenchOptionsFromEnv, clusterTableRows, type OpenedTemporal } from './cluster';
+import { openBenchCluster } from './cluster-temporal';
 import { benchEngine } from './engine';
 import { benchJudgment, judgmentTableRows } from './judgment';
 import { benchRollback, rollbackTableRows } from './rollback';
@@ -16,7 +18,8 @@ import { benchSafety, safetyTableRows } from './safety';
 async function main(): Promise<void> {
   quietSdkLogs();
   const only = process.argv.slice(2);
-  const wanted = (name: string) => only.length === 0 || only.includes(name);
+  // The cluster benchmark builds and starts a Temporal cluster and takes about 15 minutes: only when named.
+  const wanted = (name: string) => (only.length === 0 && name !== 'cluster') || only.includes(name);
   const dir = join(__dirname, 'results');
   const previous = existsSync(join(dir, 'latest.json')) ? (JSON.parse(readFileSync(join(dir, 'latest.json'), 'utf8')) as Record<string, unknown>) : {};
   const at = new Date().toISOString();
@@ -105,11 +108,31 @@ async function main(): Promise<void> {
   } finally {
     await server?.stop();
   }
+  if (wanted('cluster')) {
+    // On its own Temporals, one after the other: the PostgreSQL cluster, then a fresh dev server.
+    const openDevServer = async (): Promise<OpenedTemporal> => {
+      const devServer = await startTestServer();
+      return {
+        target: { label: 'dev server', address: devServer.address, namespace: devServer.namespace, serverPids: [devServer.process.pid!], postgresPids: [] },
+        close: () => devServer.stop(),
+      };
+    };
+    const chosen = (process.env.BENCH_CLUSTER_TARGETS ?? 'cluster,dev-server').split(',').map((name) => name.trim());
+    const temporals = [
+      { name: 'cluster', label: 'cluster', open: () => openBenchCluster((line) => console.log(line)) },
+      { name: 'dev-server', label: 'dev server', open: openDevServer },
+    ].filter((t) => chosen.includes(t.name));
+    const cluster = await benchCluster(temporals, clusterBenchOptionsFromEnv(), (line) => console.log(line));
+    writeFileSync(join(dir, 'cluster.json'), JSON.stringify({ at, machine: results.machine, ...cluster }, null, 2) + '\n');
+    results.cluster = { seconds: cluster.seconds, file: 'bench/results/cluster.json' };
+    lines.push(...clusterTableRows(cluster));
+    done('cluster');
+  }
 
   results.rows = rows;
   results.runAt = runAt;
   const table = ['| benchmark | figure | value | goal |', '| --- | --- | --- | --- |'];
-  for (const name of ['engine', 'safety', 'api', 'capacity', 'rollback', 'regions', 'judgment']) {
+  for (const name of ['engine', 'safety', 'api', 'capacity', 'rollback', 'regions', 'judgment', 'cluster']) {
     if (rows[name]) table.push(...rows[name].map((row, i) => (i === 0 ? row.replace(/^\| ([^|]+?) \|/, `| $1 (${runAt[name]?.slice(0, 10) ?? ''}) |`) : row)));
   }
   writeFileSync(join(dir, 'latest.json'), JSON.stringify(results, null, 2) + '\n');

@@ -1,17 +1,29 @@
 // TCP probes shared by the dev server, the local deployer, the local stack and the tests.
 import { createConnection, createServer, type AddressInfo } from 'node:net';
 
-/** A TCP port nothing listens on right now (the kernel's choice; another process may take it later). */
-export function freePort(host = '127.0.0.1'): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.once('error', reject);
-    server.listen(0, host, () => {
-      const { port } = server.address() as AddressInfo;
-      server.close(() => resolve(port));
+/** Ports this process has handed out: the kernel may offer a closed one again before its taker binds it. */
+const handedOut = new Set<number>();
+
+/**
+ * A TCP port nothing listens on right now (the kernel's choice; another process may take it later),
+ * never one this process handed out before, so ports asked for one after another are distinct.
+ */
+export async function freePort(host = '127.0.0.1'): Promise<number> {
+  for (;;) {
+    const port = await new Promise<number>((resolve, reject) => {
+      const server = createServer();
+      server.unref();
+      server.once('error', reject);
+      server.listen(0, host, () => {
+        const { port: chosen } = server.address() as AddressInfo;
+        server.close(() => resolve(chosen));
+      });
     });
-  });
+    if (!handedOut.has(port)) {
+      handedOut.add(port);
+      return port;
+    }
+  }
 }
 
 /**
