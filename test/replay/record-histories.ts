@@ -26,6 +26,28 @@ async function main(): Promise<void> {
   if (!only || only.includes('releases')) await recordReleases();
   if (!only || only.includes('release-continued')) await recordLongRelease();
   if (!only || only.includes('lane-busy')) await recordBusyLane();
+  if (!only || only.includes('release-warm')) await recordWarmRollback();
+}
+
+/** A release keeping the previous version warm (patched('warm-previous')), superseded by a rollback to it, and that rollback. */
+async function recordWarmRollback(): Promise<void> {
+  const rig = await startRig();
+  const save = saver(rig);
+  try {
+    const service = 'replay-warm';
+    const v1 = await rig.releases.submit(fastSpec(service, sha('w1')));
+    await rig.releases.result(v1.releaseId);
+    await waitFor('v1 stable', async () => (await rig.releases.lane(service, 'production'))?.stable.at(-1)?.version === sha('w1'));
+    const v2 = await rig.releases.submit(fastSpec(service, sha('w2'), { warmWindow: '10m' }));
+    await waitFor('v2 warm', async () => (await rig.releases.status(v2.releaseId)).activity === 'warm');
+    const rollback = await rig.releases.rollback(service, 'production', { actor: 'olga', reason: 'replay' });
+    await rig.releases.result(v2.releaseId);
+    await waitFor('the rollback', async () => rig.releases.result(rollback.releaseId!));
+    await save('release-warm-switched', v2.releaseId);
+    await save('rollback-warm', rollback.releaseId!);
+  } finally {
+    await rig.close();
+  }
 }
 
 async function recordReleases(): Promise<void> {

@@ -46,6 +46,11 @@ describe('replay of recorded histories', () => {
     assert.ok(second.some((e) => e.eventType === 'EVENT_TYPE_ACTIVITY_TASK_SCHEDULED'), 'and looked at it');
   });
 
+  test('a release is recorded keeping the previous version warm, superseded by a rollback to it, and that rollback', () => {
+    assert.equal(markers('release-warm-switched.v4.json'), 1, 'warm-previous');
+    assert.ok(files.includes('rollback-warm.v4.json'));
+  });
+
   for (const file of files) {
     test(`${file} replays against the current workflow code without non-determinism`, async () => {
       quietSdkLogs();
