@@ -169,7 +169,7 @@ describe('drills, deployment metrics and DORA on a real Temporal dev server', ()
       const drilled = uniqueService('notify-drill');
       const schedule = await drills.create({ service: drilled, spec: { ...drillTemplate(), notifications: { webhookUrl } }, every: '1h', paused: true });
       await drills.trigger(schedule.scheduleId);
-      const drill = await waitFor('the drill notification', async () => received.find((m) => m.drill && m.text.includes(drilled)), 60_000);
+      const drill = await waitFor('the drill notification', async () => received.find((m) => m.drill && m.text.includes(drilled)), 120_000);
       assert.equal(drill.drill?.result, 'passed');
       assert.match(drill.text, new RegExp(`^rollback drill of ${drilled} in production: passed`));
       await drills.delete(schedule.scheduleId);
