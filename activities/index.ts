@@ -46,6 +46,29 @@ export interface ActivityDependencies {
  * Temporal may run an activity again after a worker crash; the undos (stopCanary, resetRoutes,
  * restoreStable) most of all, since a rollback may be retried.
  */
+/** How often a deploy tells the server it is alive: a worker lost mid-deploy is noticed within the heartbeat timeout, not the deploy's. */
+const DEPLOY_HEARTBEAT_MS = 2_000;
+
+/**
+ * Runs a deploy (a process start and its health check, which may take minutes) while heartbeating,
+ * so the workflow's heartbeat timeout, not the deploy's start-to-close timeout, bounds how long a
+ * deploy lost with its worker waits before another worker retries it.
+ */
+async function heartbeating<T>(work: () => Promise<T>): Promise<T> {
+  let context: Context | null = null;
+  try {
+    context = Context.current();
+  } catch {
+    // Called outside an activity (a bench or a test calling the function directly): nothing to tell.
+  }
+  const beat = context ? setInterval(() => context.heartbeat(), DEPLOY_HEARTBEAT_MS) : null;
+  try {
+    return await work();
+  } finally {
+    if (beat) clearInterval(beat);
+  }
+}
+
 export function createActivities({ providers, outbound = new OutboundAllowlist() }: ActivityDependencies) {
   function providersFor(ref: ReleaseRef): ProviderSet {
     try {
@@ -84,8 +107,10 @@ export function createActivities({ providers, outbound = new OutboundAllowlist()
 
     async deployCanary(ref: ReleaseRef): Promise<void> {
       const { deployer, router } = providersFor(ref);
-      await deployer.deploy(ref.service, 'canary', ref.version);
-      await router.awaitHealthy?.(ref.service, 'canary');
+      await heartbeating(async () => {
+        await deployer.deploy(ref.service, 'canary', ref.version);
+        await router.awaitHealthy?.(ref.service, 'canary');
+      });
     },
 
     /** Undo of deployCanary. */
@@ -116,15 +141,19 @@ export function createActivities({ providers, outbound = new OutboundAllowlist()
     /** Full rollout: the new version moves into the stable slot, replacing (retiring) the old one. */
     async promoteStable(ref: ReleaseRef): Promise<void> {
       const { deployer, router } = providersFor(ref);
-      await deployer.deploy(ref.service, 'stable', ref.version);
-      await router.awaitHealthy?.(ref.service, 'stable');
+      await heartbeating(async () => {
+        await deployer.deploy(ref.service, 'stable', ref.version);
+        await router.awaitHealthy?.(ref.service, 'stable');
+      });
     },
 
     /** Undo of promoteStable: the old version back in the stable slot. */
     async restoreStable(ref: ReleaseRef, previousVersion: string): Promise<void> {
       const { deployer, router } = providersFor(ref);
-      await deployer.deploy(ref.service, 'stable', previousVersion);
-      await router.awaitHealthy?.(ref.service, 'stable');
+      await heartbeating(async () => {
+        await deployer.deploy(ref.service, 'stable', previousVersion);
+        await router.awaitHealthy?.(ref.service, 'stable');
+      });
     },
 
     /**

@@ -62,7 +62,8 @@ const STEP_RETRY = { initialInterval: '200ms', backoffCoefficient: 2, maximumInt
 /** Forward steps: a step that still fails after its retries rolls the release back. */
 // Short attempts: an attempt lost with a crashed worker is retried elsewhere after this, not after minutes.
 const forward = proxyActivities<ReleaseActivities>({ startToCloseTimeout: '30 seconds', retry: STEP_RETRY });
-const deployment = proxyActivities<ReleaseActivities>({ startToCloseTimeout: '5 minutes', retry: STEP_RETRY });
+// Deploys heartbeat: one lost with its worker is retried elsewhere after the heartbeat timeout, not after minutes.
+const deployment = proxyActivities<ReleaseActivities>({ startToCloseTimeout: '5 minutes', heartbeatTimeout: '15 seconds', retry: STEP_RETRY });
 const loadTest = proxyActivities<ReleaseActivities>({
   startToCloseTimeout: '1 hour',
   heartbeatTimeout: '30 seconds',
@@ -89,6 +90,7 @@ const undo = proxyActivities<ReleaseActivities>({
 /** Redeploying the old stable instance takes as long as a deploy; still retried without end. */
 const undoDeployment = proxyActivities<ReleaseActivities>({
   startToCloseTimeout: '5 minutes',
+  heartbeatTimeout: '15 seconds',
   retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '10s' },
 });
 

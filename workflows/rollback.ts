@@ -21,12 +21,12 @@ import { laneWorkflowId, outcomeKey, phaseKey, releaseFinishedSignal, statusQuer
 // that cannot go forward undoes itself in seconds rather than leaving the lane waiting for minutes.
 const FAST_RETRY = { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '2s', maximumAttempts: 4 } as const;
 /** Deploying the known-good version and waiting for its health check: a process start. */
-const deploy = proxyActivities<ReleaseActivities>({ startToCloseTimeout: '30 seconds', retry: FAST_RETRY });
+const deploy = proxyActivities<ReleaseActivities>({ startToCloseTimeout: '30 seconds', heartbeatTimeout: '10 seconds', retry: FAST_RETRY });
 /** Reads and weight changes: one runtime-API call each. */
 const quick = proxyActivities<ReleaseActivities>({ startToCloseTimeout: '10 seconds', retry: FAST_RETRY });
 /** Undos never give up (the release's rule): each attempt is short, so a crashed worker's attempt is retried in seconds. */
 const undo = proxyActivities<ReleaseActivities>({ startToCloseTimeout: '10 seconds', retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '5s' } });
-const undoDeployment = proxyActivities<ReleaseActivities>({ startToCloseTimeout: '1 minute', retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '10s' } });
+const undoDeployment = proxyActivities<ReleaseActivities>({ startToCloseTimeout: '1 minute', heartbeatTimeout: '10 seconds', retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '10s' } });
 const { rampart } = proxySinks<RampartSinks>();
 
 const STEPS = ['deploy', 'switch', 'retire'] as const;
