@@ -30,9 +30,10 @@ export interface EngineResult {
   workflowTasks: { bare: number; release: number; lanePerRelease: number };
 }
 
+/** Activities a workflow ran, local ones (a marker each) included: the bare floor runs as many, all as activity tasks. */
 async function countActivities(client: Client, workflowId: string): Promise<number> {
   const history = await client.workflow.getHandle(workflowId).fetchHistory();
-  return (history.events ?? []).filter((e) => e.activityTaskScheduledEventAttributes).length;
+  return (history.events ?? []).filter((e) => e.activityTaskScheduledEventAttributes || e.markerRecordedEventAttributes?.markerName === 'core_local_activity').length;
 }
 
 async function countWorkflowTasks(client: Client, workflowId: string): Promise<number> {

@@ -12,12 +12,10 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Client, Connection } from '@temporalio/client';
 import { isTerminal } from '../src/engine/release-state';
-import { validateReleaseSpec } from '../src/spec/parse';
-import type { ReleaseSpec } from '../src/spec/release-spec';
-import { freeStackPorts, startLocalStack, type LocalStack, type StackService } from '../src/stack/local-stack';
+import { freeStackPorts, startLocalStack } from '../src/stack/local-stack';
 import type { DevServer } from '../src/temporal/dev-server';
 import { ReleaseClient } from '../src/temporal/releases';
-import { allocateService, Cleanups, DEMO_COMMAND, probe, removeService, runtimeCommand } from '../test/e2e/helpers';
+import { allocateService, Cleanups, probe, removeService, runtimeCommand, straightSpec } from '../test/e2e/helpers';
 import { sha, waitFor } from '../test/helpers/temporal';
 import { createReleaseWorker } from '../workers/worker';
 import { percentile, round } from './stats';
@@ -73,26 +71,6 @@ async function untilZero(socket: string, service: string, server: 'stable' | 'ca
   }
 }
 
-function straightSpec(stack: LocalStack, service: StackService, version: string, warmWindow: string): ReleaseSpec {
-  return validateReleaseSpec({
-    service: service.name,
-    environment: stack.environment,
-    version,
-    requestedBy: 'bench',
-    target: {
-      type: 'local',
-      command: DEMO_COMMAND,
-      stablePort: service.stablePort,
-      canaryPort: service.canaryPort,
-      haproxySocket: stack.haproxySocket,
-      prometheusUrl: 'http://127.0.0.1:9/unused',
-    },
-    // The release itself is not what is measured: straight to 100%, nothing judged.
-    strategy: { steps: [{ name: 'full', phase: 'full', weight: 100, analysis: false }] },
-    rollback: { warmWindow },
-  });
-}
-
 export async function benchRollback(server: DevServer, options: { trials?: number; log?: (line: string) => void } = {}): Promise<RollbackBenchResult> {
   const trials = options.trials ?? 20;
   const log = options.log ?? (() => undefined);
@@ -128,7 +106,7 @@ export async function benchRollback(server: DevServer, options: { trials?: numbe
     let serial = 0;
     const nextVersion = () => sha(`bench-rollback-${run}-${++serial}`);
     const promote = async (version: string, window: string, warm: boolean) => {
-      const { releaseId } = await releases.submit(straightSpec(stack, service, version, window));
+      const { releaseId } = await releases.submit(straightSpec(stack, service, version, { warmWindow: window, requestedBy: 'bench' }));
       const status = await waitFor(`${version} at 100%`, async () => {
         const now = await releases.status(releaseId);
         return (warm ? now.activity === 'warm' : isTerminal(now.state)) && now;

@@ -11,6 +11,7 @@ import {
   isCancellation,
   log,
   proxyActivities,
+  proxyLocalActivities,
   proxySinks,
   setHandler,
   upsertMemo,
@@ -28,6 +29,7 @@ import { INITIAL_LIFECYCLE, observableState, reduce, type Lifecycle, type Lifecy
 import {
   isTerminal,
   rejectCommand,
+  startingStatus,
   type CommandName,
   type Outcome,
   type ReleaseCommand,
@@ -78,6 +80,23 @@ const traffic = proxyActivities<ReleaseActivities>({
   scheduleToCloseTimeout: '10 minutes',
   retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '5s' },
 });
+/**
+ * A bake's look (the routes read back, then the evidence) runs as local activities, in the workflow task
+ * its timer wakes: a look costs the server one workflow task and no activity task, where it cost three
+ * workflow tasks and two activity tasks, which bounded how many releases a worker fleet can bake at once.
+ * Both are short reads; the timeouts and retries are the ones above (a router outage is still waited out).
+ */
+const localTraffic = proxyLocalActivities<ReleaseActivities>({
+  startToCloseTimeout: '1 minute',
+  scheduleToCloseTimeout: '10 minutes',
+  retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '5s' },
+});
+const localForward = proxyLocalActivities<ReleaseActivities>({ startToCloseTimeout: '30 seconds', retry: STEP_RETRY });
+/** Releases recorded before looks were local replay with activity tasks. */
+function lookActivities(): { traffic: typeof traffic; forward: typeof forward } {
+  return patched('local-looks') ? { traffic: localTraffic, forward: localForward } : { traffic, forward };
+}
+
 /**
  * Undos never give up: a rollback waits for the router or deployer to come back rather than leave
  * traffic on a bad version. Each attempt is short, so an attempt lost with a crashed worker is
@@ -131,31 +150,20 @@ export async function releaseWorkflow({ releaseId, spec, carried }: ReleaseWorkf
   const ref: ReleaseRef = { service: spec.service, environment: spec.environment, version: spec.version, target: spec.target, ...(spec.region ? { region: spec.region } : {}) };
   const steps = spec.strategy.steps;
 
-  const status: ReleaseStatus = carried?.status ?? {
-    releaseId,
-    service: spec.service,
-    environment: spec.environment,
-    version: spec.version,
-    stableVersion: null,
-    state: 'running',
-    phase: null,
-    step: null,
-    stepCount: steps.length,
-    routes: { canaryWeight: 0, internalAudience: null },
-    pause: null,
-    activity: 'starting',
-    analysis: [],
-    loadTests: [],
-    compensation: [],
-    history: [],
-    outcome: null,
-    requestedBy: spec.requestedBy,
-    alerts: spec.alerts,
-    ...(spec.commit ? { commit: spec.commit } : {}),
-    generation: 0,
-    startedAt: new Date().toISOString(),
-    finishedAt: null,
-  };
+  const status: ReleaseStatus =
+    carried?.status ??
+    startingStatus({
+      releaseId,
+      service: spec.service,
+      environment: spec.environment,
+      version: spec.version,
+      stableVersion: null,
+      phase: null,
+      stepCount: steps.length,
+      requestedBy: spec.requestedBy,
+      alerts: spec.alerts,
+      ...(spec.commit ? { commit: spec.commit } : {}),
+    });
   status.generation = carried ? carried.generation : 0;
 
   // The lifecycle, a pure reducer's state (src/engine/lifecycle.ts); the state the world sees is derived from it.
@@ -297,7 +305,7 @@ export async function releaseWorkflow({ releaseId, spec, carried }: ReleaseWorkf
   /** One look: the evidence since the step moved traffic, judged here so the verdict is in the history. */
   async function look(step: StepSpec, since: number): Promise<AnalysisRun> {
     const options = judgeOptions(step);
-    const evidence = await forward.measure(ref, {
+    const evidence = await lookActivities().forward.measure(ref, {
       checks: spec.analysis.checks,
       since,
       stableVersion: options.stableServes ? status.stableVersion : null,
@@ -356,7 +364,7 @@ export async function releaseWorkflow({ releaseId, spec, carried }: ReleaseWorkf
         case 'look': {
           // Routes just moved were verified then; later in a bake, check the router still applies them.
           if (bakeState.looks > 0) {
-            const check = await traffic.ensureRoutes(ref, status.routes);
+            const check = await lookActivities().traffic.ensureRoutes(ref, status.routes);
             status.routes = check.routes;
             checkStop();
             if (check.reapplied) {

@@ -12,7 +12,7 @@ import {
 } from '@temporalio/workflow';
 import type { ReleaseActivities, ReleaseRef } from '../activities';
 import type { RampartSinks, ReleaseEvent, ReleaseMemo } from '../src/engine/events';
-import type { Outcome, ReleaseStatus } from '../src/engine/release-state';
+import { startingStatus, type Outcome, type ReleaseStatus } from '../src/engine/release-state';
 import { describeUndo, EMPTY_SAGA, pointOfNoReturn, register, type SagaState, type Undo } from '../src/engine/saga';
 import { runUndoActivity, unwind } from './compensation';
 import { laneWorkflowId, outcomeKey, phaseKey, releaseFinishedSignal, statusQuery, supersedeSignal, type RollbackWorkflowInput } from './definitions';
@@ -45,31 +45,18 @@ export async function rollbackWorkflow(input: RollbackWorkflowInput): Promise<Re
   const { releaseId, service, environment, to } = input;
   const ref: ReleaseRef = { service, environment, version: to, target: input.target, ...(input.region ? { region: input.region } : {}) };
   const where = { service, environment };
-  const status: ReleaseStatus = {
+  const status: ReleaseStatus = startingStatus({
     releaseId,
     service,
     environment,
     version: to,
     stableVersion: input.from,
-    state: 'running',
     phase: 'full',
-    step: null,
     stepCount: STEPS.length,
-    routes: { canaryWeight: 0, internalAudience: null },
-    pause: null,
-    activity: 'starting',
-    analysis: [],
-    loadTests: [],
-    compensation: [],
-    history: [],
-    outcome: null,
     requestedBy: input.actor,
     alerts: { onFiring: 'pause', resumeOnResolved: false },
     ...(input.commit ? { commit: input.commit } : {}),
-    generation: 0,
-    startedAt: new Date().toISOString(),
-    finishedAt: null,
-  };
+  });
   let saga: SagaState = EMPTY_SAGA;
   // In an object: the supersede handler sets it, and the compiler must not assume it stays null.
   const stop: { reason: string | null } = { reason: null };

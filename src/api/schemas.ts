@@ -167,6 +167,7 @@ export const releaseSummarySchema = z.looseObject({
   service: z.string().optional(),
   environment: z.string().optional(),
   version: z.string().optional(),
+  region: z.string().optional().describe('The region, for a release that is one region of a rollout.'),
   phase: z.string().optional().describe('The phase it reached.'),
   outcome: z.string().optional().describe('How it ended, once it has.'),
   status: z.string().describe('The workflow status: RUNNING, COMPLETED, FAILED, …'),

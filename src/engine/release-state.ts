@@ -132,6 +132,31 @@ export interface ReleaseStatus {
   finishedAt: string | null;
 }
 
+/** A release's (or a rollback's) status as it starts: running, nothing done yet, all traffic where it was. */
+export function startingStatus(
+  fields: Pick<ReleaseStatus, 'releaseId' | 'service' | 'environment' | 'version' | 'stableVersion' | 'phase' | 'stepCount' | 'requestedBy' | 'alerts'> & { commit?: ReleaseStatus['commit'] },
+): ReleaseStatus {
+  const { commit, ...known } = fields;
+  return {
+    ...known,
+    state: 'running',
+    step: null,
+    routes: { canaryWeight: 0, internalAudience: null },
+    pause: null,
+    activity: 'starting',
+    analysis: [],
+    loadTests: [],
+    compensation: [],
+    history: [],
+    outcome: null,
+    ...(commit ? { commit } : {}),
+    generation: 0,
+    // In a workflow, the workflow's deterministic clock.
+    startedAt: new Date().toISOString(),
+    finishedAt: null,
+  };
+}
+
 /** Why a command cannot apply now, or null when it can. The API answers 409 with this text. */
 export function rejectCommand(
   status: Pick<ReleaseStatus, 'state' | 'pause' | 'outcome' | 'step'> & Partial<Pick<ReleaseStatus, 'activity' | 'pointOfNoReturn'>>,

@@ -123,6 +123,8 @@ export interface ReleaseSummary {
   service: string | undefined;
   environment: string | undefined;
   version: string | undefined;
+  /** The region of a rollout this release belongs to; none for a service without regions. */
+  region?: string;
   phase: string | undefined;
   outcome: string | undefined;
   status: string;
@@ -432,6 +434,7 @@ function summarize(info: WorkflowExecutionInfo): ReleaseSummary {
     service: keyword(info, 'RampartService'),
     environment: keyword(info, 'RampartEnvironment'),
     version: keyword(info, 'RampartVersion'),
+    ...(keyword(info, 'RampartRegion') ? { region: keyword(info, 'RampartRegion') } : {}),
     phase: keyword(info, 'RampartPhase'),
     outcome: keyword(info, 'RampartOutcome'),
     status: info.status.name,

@@ -100,6 +100,33 @@ export async function call<T = Record<string, unknown>>(base: string, method: st
 }
 
 /** A signed webhook delivery, as GitHub sends it. */
+/** One alert of an Alertmanager notification; its status is the notification's unless given. */
+export interface NotifiedAlert {
+  status?: 'firing' | 'resolved';
+  labels: Record<string, string>;
+  annotations?: Record<string, string>;
+  startsAt: string;
+  endsAt?: string;
+  generatorURL?: string;
+  fingerprint: string;
+}
+
+/** An Alertmanager webhook notification (version 4), as Alertmanager posts it. */
+export function alertmanagerNotification(status: 'firing' | 'resolved', alerts: NotifiedAlert[], groupKey = '{}:{alertname="RampartCanaryErrorRateAboveStable"}') {
+  return {
+    version: '4',
+    groupKey,
+    truncatedAlerts: 0,
+    status,
+    receiver: 'rampart',
+    groupLabels: {},
+    commonLabels: {},
+    commonAnnotations: {},
+    externalURL: 'http://alertmanager:9093',
+    alerts: alerts.map((alert) => ({ status, annotations: {}, ...alert })),
+  };
+}
+
 export function signedHeaders(body: string, extra: Record<string, string> = {}, secret = WEBHOOK_SECRET): Record<string, string> {
   return { 'content-type': 'application/json', 'x-hub-signature-256': signBody(secret, body), ...extra };
 }

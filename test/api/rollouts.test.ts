@@ -10,7 +10,7 @@ import { EXIT } from '../../src/cli/client';
 import type { ReleaseStatus } from '../../src/engine/release-state';
 import type { RolloutStatus } from '../../workflows/definitions';
 import { sha, uniqueService, waitFor } from '../helpers/temporal';
-import { ALERTMANAGER_TOKEN, assertProblem, call, startApiRig, TOKENS, type ApiRig } from './helpers';
+import { ALERTMANAGER_TOKEN, alertmanagerNotification, assertProblem, call, startApiRig, TOKENS, type ApiRig } from './helpers';
 
 let api: ApiRig;
 const operator = TOKENS.operator.token;
@@ -155,34 +155,16 @@ describe('rollouts over the API', () => {
 
   test("an alert with a region label steers that region's release only", async () => {
     const { service, rolloutId, r2 } = await startHeldRollout();
-    const body = {
-      version: '4',
-      groupKey: '{}:{alertname="RampartCanaryErrorRateAboveStable"}',
-      truncatedAlerts: 0,
-      status: 'firing',
-      receiver: 'rampart',
-      groupLabels: {},
-      commonLabels: {},
-      commonAnnotations: {},
-      externalURL: 'http://alertmanager:9093',
-      alerts: [
-        {
-          status: 'firing',
-          labels: { alertname: 'RampartCanaryErrorRateAboveStable', service, environment: 'production', region: 'r2', rampart_action: 'abort' },
-          annotations: { summary: 'r2 canary fails' },
-          startsAt: new Date().toISOString(),
-          endsAt: '0001-01-01T00:00:00Z',
-          fingerprint: `fp-${service}-r2`,
-        },
-        {
-          status: 'firing',
-          labels: { alertname: 'Odd', service, environment: 'production', region: 'Not A Region' },
-          annotations: {},
-          startsAt: new Date().toISOString(),
-          fingerprint: `fp-${service}-odd`,
-        },
-      ],
-    };
+    const body = alertmanagerNotification('firing', [
+      {
+        labels: { alertname: 'RampartCanaryErrorRateAboveStable', service, environment: 'production', region: 'r2', rampart_action: 'abort' },
+        annotations: { summary: 'r2 canary fails' },
+        startsAt: new Date().toISOString(),
+        endsAt: '0001-01-01T00:00:00Z',
+        fingerprint: `fp-${service}-r2`,
+      },
+      { labels: { alertname: 'Odd', service, environment: 'production', region: 'Not A Region' }, startsAt: new Date().toISOString(), fingerprint: `fp-${service}-odd` },
+    ]);
     const answer = await call<{ actions: { releaseId: string | null; action: string; detail: string }[] }>(api.url, 'POST', '/v1/alerts/alertmanager', { token: ALERTMANAGER_TOKEN, body });
     assert.equal(answer.status, 200, JSON.stringify(answer.body));
     assert.deepEqual(answer.body.actions.map((a) => [a.releaseId, a.action]), [[r2, 'aborting'], [null, 'none']]);
@@ -191,6 +173,27 @@ describe('rollouts over the API', () => {
     const done = await api.rig.releases.rolloutResult(rolloutId);
     assert.equal(done.state, 'halted');
     assert.deepEqual(done.regions.map((r) => [r.region, r.state, r.outcome]), [['r1', 'promoted', 'promoted'], ['r2', 'failed', 'aborted']]);
+  });
+
+  test("an alert without a region label steers every region's release in flight", async () => {
+    const { service, rolloutId, r2 } = await startHeldRollout();
+    // A rule written before the service had regions: no region label.
+    const body = alertmanagerNotification(
+      'firing',
+      [{ labels: { alertname: 'CheckoutErrors', service, environment: 'production' }, annotations: { summary: 'checkout fails' }, startsAt: new Date().toISOString(), endsAt: '0001-01-01T00:00:00Z', fingerprint: `fp-${service}-any` }],
+      '{}:{alertname="CheckoutErrors"}',
+    );
+    const answer = await call<{ actions: { releaseId: string | null; action: string; detail: string }[] }>(api.url, 'POST', '/v1/alerts/alertmanager', { token: ALERTMANAGER_TOKEN, body });
+    assert.equal(answer.status, 200, JSON.stringify(answer.body));
+    assert.deepEqual(answer.body.actions.map((a) => [a.releaseId, a.action]), [[r2, 'paused']], 'r1 is done; r2, in flight, pauses');
+    const paused = await waitFor('r2 paused by the alert', async () => {
+      const status = (await call<ReleaseStatus>(api.url, 'GET', `/v1/releases/${encodeURIComponent(r2)}`, { token: viewer })).body;
+      return status.pause?.cause === 'alert' && status;
+    }, 30_000);
+    assert.equal(paused.state, 'paused');
+    const aborted = await call(api.url, 'POST', `${rolloutUrl(rolloutId)}/abort`, { token: operator, body: { reason: 'test over' } });
+    assert.ok(aborted.status < 300, JSON.stringify(aborted.body));
+    await api.rig.releases.rolloutResult(rolloutId);
   });
 
   test('the CLI: where, rollout status, a command on one region, and exit codes', async () => {

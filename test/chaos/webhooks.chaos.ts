@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { validateReleaseSpec } from '../../src/spec/parse';
 import { releaseWorkflowId } from '../../workflows/definitions';
-import { ALERTMANAGER_TOKEN, call, heldSpec, signedHeaders, startApiRig, startApp, type ApiRig } from '../api/helpers';
+import { ALERTMANAGER_TOKEN, alertmanagerNotification, call, heldSpec, signedHeaders, startApiRig, startApp, type ApiRig } from '../api/helpers';
 import { sha, uniqueService, waitFor } from '../helpers/temporal';
 
 /**
@@ -88,28 +88,10 @@ describe('chaos: webhooks', () => {
     const { releaseId } = await api.rig.releases.submit(validateReleaseSpec({ ...heldSpec(service, version), alerts: { onFiring: 'pause', resumeOnResolved: true } }));
     await waitFor('the release baking', async () => (await api.rig.releases.status(releaseId)).step?.name === 'canary');
 
-    const alert = (status: 'firing' | 'resolved', startsAt: string, endsAt: string) => ({
-      version: '4',
-      groupKey: '{}:{alertname="RampartCanaryErrorRateAboveStable"}',
-      truncatedAlerts: 0,
-      status,
-      receiver: 'rampart',
-      groupLabels: {},
-      commonLabels: {},
-      commonAnnotations: {},
-      externalURL: 'http://alertmanager:9093',
-      alerts: [
-        {
-          status,
-          labels: { alertname: 'RampartCanaryErrorRateAboveStable', service },
-          annotations: {},
-          startsAt,
-          endsAt,
-          generatorURL: 'http://prometheus:9090/graph',
-          fingerprint: `fp-${service}`,
-        },
-      ],
-    });
+    const alert = (status: 'firing' | 'resolved', startsAt: string, endsAt: string) =>
+      alertmanagerNotification(status, [
+        { labels: { alertname: 'RampartCanaryErrorRateAboveStable', service }, startsAt, endsAt, generatorURL: 'http://prometheus:9090/graph', fingerprint: `fp-${service}` },
+      ]);
     // The resolve of an older episode (09:00 to 09:05) arrives among repeated firings of the current one (from 10:00),
     // in two waves: in the second, it surely lands after the firings of the first were applied.
     const wave = () =>

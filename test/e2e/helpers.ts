@@ -15,7 +15,7 @@ import { LocalDeployer } from '../../src/providers/deploy/local';
 import { sameRoutes, type Routes } from '../../src/providers/traffic/router';
 import { validateReleaseSpec } from '../../src/spec/parse';
 import type { ReleaseSpec } from '../../src/spec/release-spec';
-import { freeStackPorts, startLocalStack, type LocalStack, type LocalStackInfo, type StackComponent, type StackService } from '../../src/stack/local-stack';
+import { freeStackPorts, startLocalStack, type LocalStack, type LocalStackInfo, type StackComponent, type StackRegionOptions, type StackService } from '../../src/stack/local-stack';
 import type { ReleaseClient } from '../../src/temporal/releases';
 import { startRig, uniqueService, type TestRig } from '../helpers/temporal';
 
@@ -87,19 +87,50 @@ export function localSpec(
     environment: stack.environment,
     version,
     requestedBy: 'e2e',
-    target: {
-      type: 'local',
-      command: DEMO_COMMAND,
-      stablePort: service.stablePort,
-      canaryPort: service.canaryPort,
-      haproxySocket: stack.haproxySocket,
-      prometheusUrl: stack.prometheusUrl,
-      env: { DEMO_BEHAVIOUR: JSON.stringify(options.behaviour) },
-    },
+    target: { ...demoTarget(stack, service, stack.prometheusUrl), env: { DEMO_BEHAVIOUR: JSON.stringify(options.behaviour) } },
     strategy: { steps },
     analysis: { interval: '1s', ...options.analysis },
     rollback: { warmWindow: options.warmWindow ?? 0 },
     ...(options.alerts ? { alerts: options.alerts } : {}),
+  });
+}
+
+/** Each region its own HAProxy frontend, exporter and service slots, on ports nothing else uses (other stacks run on this machine at the same time). */
+export async function freeRegionPorts(names: readonly string[], service: string): Promise<StackRegionOptions[]> {
+  const regions: StackRegionOptions[] = [];
+  for (const name of names) {
+    regions.push({
+      name,
+      ports: { frontend: await freePort(), haproxyExporter: await freePort() },
+      services: [{ name: service, stablePort: await freePort(), canaryPort: await freePort() }],
+    });
+  }
+  return regions;
+}
+
+/** The demo service on the stack's HAProxy, in the service's two slots: a `local` target. */
+function demoTarget(stack: Pick<LocalStackInfo, 'haproxySocket'>, service: StackService, prometheusUrl: string) {
+  return { type: 'local', command: DEMO_COMMAND, stablePort: service.stablePort, canaryPort: service.canaryPort, haproxySocket: stack.haproxySocket, prometheusUrl };
+}
+
+/**
+ * Straight to 100% on the local target, nothing judged: for what a rollback does to processes and routes,
+ * where the release itself is not under test. No Prometheus is asked.
+ */
+export function straightSpec(
+  stack: Pick<LocalStackInfo, 'haproxySocket' | 'environment'>,
+  service: StackService,
+  version: string,
+  options: { warmWindow: string; requestedBy?: string },
+): ReleaseSpec {
+  return validateReleaseSpec({
+    service: service.name,
+    environment: stack.environment,
+    version,
+    requestedBy: options.requestedBy ?? 'e2e',
+    target: demoTarget(stack, service, 'http://127.0.0.1:9/unused'),
+    strategy: { steps: [{ name: 'full', phase: 'full', weight: 100, analysis: false }] },
+    rollback: { warmWindow: options.warmWindow },
   });
 }
 

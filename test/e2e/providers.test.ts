@@ -155,9 +155,10 @@ function latencyBuckets(track: Track, service = COUNTED, environment = ENVIRONME
   return { check: 'latency-p95', service, environment, version: filled.version, track, buckets: renderQuery(DEFAULT_LATENCY_BUCKETS_QUERY, filled) };
 }
 
-/** A raw instant query's single value, for polling until Prometheus' latest scrape holds what HAProxy counted. */
-async function instant(query: string): Promise<number | null> {
-  const response = await fetch(`${stack!.prometheusUrl}/api/v1/query?${new URLSearchParams({ query })}`);
+/** A raw instant query's single value (now, or at a time in seconds), for polling until Prometheus' latest scrape holds what HAProxy counted. */
+async function instant(query: string, atSeconds?: number): Promise<number | null> {
+  const params = new URLSearchParams({ query, ...(atSeconds === undefined ? {} : { time: String(atSeconds) }) });
+  const response = await fetch(`${stack!.prometheusUrl}/api/v1/query?${params}`);
   const answer = (await response.json()) as { data: { result: Array<{ value: [number, string] }> } };
   return answer.data.result.length ? Number(answer.data.result[0]!.value[1]) : null;
 }
@@ -319,12 +320,15 @@ test('histogram: the default latency query gives each track its distribution by 
   const sent = await sendThroughFrontend(200, {}, COUNTED);
   assert.equal((sent[SLOW] ?? 0) + (sent[GOOD] ?? 0), 200, JSON.stringify(sent));
   // The instances' own counts are the truth Prometheus must have scraped before the distribution is read.
+  const own: Record<Track, number> = { canary: 0, stable: 0 };
   for (const [track, port] of [['canary', ports.countedCanary], ['stable', ports.countedStable]] as const) {
-    const own = await observedCount(port);
+    own[track] = await observedCount(port);
     await waitFor(`Prometheus to scrape the ${track} histogram`, async () => {
-      return (await instant(`sum(http_request_duration_seconds_count{service="${COUNTED}",track="${track}",environment="${ENVIRONMENT}"})`)) === own;
+      return (await instant(`sum(http_request_duration_seconds_count{service="${COUNTED}",track="${track}",environment="${ENVIRONMENT}"})`)) === own[track];
     }, 20_000, 200);
   }
+  // The new canary observed every request it answered, and only user requests (never scrapes or health checks).
+  assert.equal(own.canary, sent[SLOW], `the canary instance counted ${own.canary} requests; the client saw ${sent[SLOW]} answered by it`);
 
   const canary = await prometheus.histogram(latencyBuckets('canary', COUNTED, ENVIRONMENT, burstAt));
   const stable = await prometheus.histogram(latencyBuckets('stable', COUNTED, ENVIRONMENT, burstAt));
@@ -335,7 +339,17 @@ test('histogram: the default latency query gives each track its distribution by 
     assert.equal(bounds.at(-1), Number.POSITIVE_INFINITY, 'the last bucket is +Inf');
     assert.ok(histogram.buckets.every((b, i) => i === 0 || b.count >= histogram.buckets[i - 1]!.count), 'cumulative');
   }
-  about(histogramTotal(canary), sent[SLOW]!, 'canary observations');
+  // Exactly, where increase() has nothing to extrapolate: evaluated at the newest sample's own timestamp, over a window
+  // whose first canary samples are the new instance's zeros, the default query counts each observation once.
+  const newestSample = await instant(`max(timestamp(http_request_duration_seconds_count{service="${COUNTED}",track="canary",version="${SLOW}",environment="${ENVIRONMENT}"}))`);
+  assert.ok(newestSample, 'the canary has samples');
+  const span = Math.ceil(newestSample * 1_000 - (burstAt - 3_000));
+  const exact = renderQuery(DEFAULT_LATENCY_BUCKETS_QUERY, { ...values('canary', COUNTED, ENVIRONMENT), window: formatPromDuration(span) });
+  assert.equal(await instant(`max(${exact})`, newestSample), own.canary, 'the +Inf bucket at the newest sample holds every canary observation');
+  // At any later moment increase() extrapolates past the newest sample by up to 1.1 sample intervals (never before
+  // the series' first zero), so it reads between the truth and about twice it: four times, as once seen, is another series.
+  const total = histogramTotal(canary);
+  assert.ok(total >= own.canary - 0.5 && total <= 2.1 * own.canary + 3, `canary observations ${total}: between ${own.canary} and about twice that`);
   const canaryP95 = histogramQuantile(canary, 0.95)!;
   const stableP95 = histogramQuantile(stable, 0.95)!;
   assert.ok(canaryP95 >= 0.15 && canaryP95 < 0.3, `canary p95 ${canaryP95} s reflects its 150 ms`);

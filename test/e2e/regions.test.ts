@@ -21,7 +21,7 @@ import { ReleaseClient, ReleaseNotFoundError, type RegionView } from '../../src/
 import type { RolloutStatus } from '../../workflows/definitions';
 import { call, TEST_SETTINGS, TOKENS } from '../api/helpers';
 import { quietSdkLogs, sha, spawnWorkerProcess, startTestServer, waitFor } from '../helpers/temporal';
-import { allocateService, canaryWeight, Cleanups, DEMO_COMMAND, DEPLOY_STATE_DIR, HEALTHY, portOpen, probe, TrafficLoop, type Behaviour } from './helpers';
+import { allocateService, canaryWeight, Cleanups, DEMO_COMMAND, DEPLOY_STATE_DIR, freeRegionPorts, HEALTHY, portOpen, probe, TrafficLoop, type Behaviour } from './helpers';
 
 // Issue 15 end to end: one service in three regions, waves [r1] then [r2, r3], on the local stack with regions (a
 // HAProxy per region, one Prometheus labelling every series with its region, the demo service in each region's
@@ -80,10 +80,7 @@ before(async () => {
   apiPort = await freePort();
   apiUrl = `http://127.0.0.1:${apiPort}`;
 
-  const regions = [];
-  for (const name of REGIONS) {
-    regions.push({ name, ports: { frontend: await freePort(), haproxyExporter: await freePort() }, services: [{ name: service.name, stablePort: await freePort(), canaryPort: await freePort() }] });
-  }
+  const regions = await freeRegionPorts(REGIONS, service.name);
   const [stackStarted, serverStarted] = await Promise.allSettled([
     (async () =>
       startLocalStack({

@@ -5,11 +5,9 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { HaproxyRouter } from '../../src/providers/traffic/haproxy';
 import { STABLE_ONLY } from '../../src/providers/traffic/router';
-import { validateReleaseSpec } from '../../src/spec/parse';
-import type { ReleaseSpec } from '../../src/spec/release-spec';
 import type { LocalStack, StackService } from '../../src/stack/local-stack';
 import { sha, waitFor, type TestRig } from '../helpers/temporal';
-import { allocateService, Cleanups, DEMO_COMMAND, demoDeployer, portOpen, probe, removeService, startRigAndStack } from './helpers';
+import { allocateService, Cleanups, demoDeployer, portOpen, probe, removeService, startRigAndStack, straightSpec } from './helpers';
 
 // Issue 13's instant rollback on the real stack: the demo service behind a real HAProxy, released by a real
 // worker on a Temporal dev server. After v1 then v2 are promoted with a warm window, a rollback inside it is a
@@ -30,26 +28,6 @@ before(async () => {
 
 after(() => cleanups.run());
 
-/** Straight to 100% on the local target, nothing judged: the test is about what a rollback does to processes and routes. */
-function straightSpec(version: string, warmWindow: string): ReleaseSpec {
-  return validateReleaseSpec({
-    service: service.name,
-    environment: stack.environment,
-    version,
-    requestedBy: 'e2e',
-    target: {
-      type: 'local',
-      command: DEMO_COMMAND,
-      stablePort: service.stablePort,
-      canaryPort: service.canaryPort,
-      haproxySocket: stack.haproxySocket,
-      prometheusUrl: 'http://127.0.0.1:9/unused',
-    },
-    strategy: { steps: [{ name: 'full', phase: 'full', weight: 100, analysis: false }] },
-    rollback: { warmWindow },
-  });
-}
-
 /** Which versions answered `requests` requests through HAProxy's frontend. */
 async function versionsServing(requests = 40): Promise<string[]> {
   return Object.keys((await probe(stack.frontendUrl, service.name, requests)).byVersion).sort();
@@ -60,12 +38,12 @@ test('after v1 then v2 are promoted, a rollback inside the warm window is a rout
   const deployer = demoDeployer(service, {});
   const router = new HaproxyRouter({ socket: stack.haproxySocket });
 
-  const first = await rig.releases.submit(straightSpec(v1, '10m'));
+  const first = await rig.releases.submit(straightSpec(stack, service, v1, { warmWindow: '10m' }));
   assert.equal((await rig.releases.result(first.releaseId)).outcome?.result, 'promoted', 'v1, the first version, has nothing to keep warm');
   const v1Process = await deployer.instance(service.name, 'stable');
   assert.equal(v1Process?.version, v1);
 
-  const second = await rig.releases.submit(straightSpec(v2, '10m'));
+  const second = await rig.releases.submit(straightSpec(stack, service, v2, { warmWindow: '10m' }));
   await waitFor('v2 at 100% with v1 warm', async () => (await rig.releases.status(second.releaseId)).activity === 'warm', 60_000);
   assert.deepEqual(await versionsServing(), [v2], 'users reach v2 only');
   assert.deepEqual(await router.getRoutes(service.name), { canaryWeight: 100, internalAudience: null });

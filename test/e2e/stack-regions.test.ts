@@ -11,7 +11,7 @@ import { HaproxyRouter } from '../../src/providers/traffic/haproxy';
 import { STABLE_ONLY } from '../../src/providers/traffic/router';
 import { freeStackPorts, localStackStatus, regionTarget, startLocalStack, type LocalStack, type StackService } from '../../src/stack/local-stack';
 import { sha, waitFor } from '../helpers/temporal';
-import { allocateService, canaryWeight, Cleanups, DEMO_COMMAND, HEALTHY, probe, type Behaviour } from './helpers';
+import { allocateService, canaryWeight, Cleanups, DEMO_COMMAND, freeRegionPorts, HEALTHY, probe, type Behaviour } from './helpers';
 
 // The local stack with regions (issue 15), on the real components: three HAProxies (one per region, each its own
 // frontend, exporter and runtime socket, the same backend with the region's own slots), one Prometheus labelling every
@@ -65,15 +65,7 @@ before(async () => {
   await new Promise<void>((resolve) => webhook.listen(webhookPort, '127.0.0.1', resolve));
   cleanups.add('webhook', () => new Promise((resolve) => webhook.close(resolve)));
 
-  // Every region on ports nothing else uses: other stacks run on this machine at the same time.
-  const regions = [];
-  for (const name of REGIONS) {
-    regions.push({
-      name,
-      ports: { frontend: await freePort(), haproxyExporter: await freePort() },
-      services: [{ name: service.name, stablePort: await freePort(), canaryPort: await freePort() }],
-    });
-  }
+  const regions = await freeRegionPorts(REGIONS, service.name);
   const [multi, one] = await Promise.allSettled([
     (async () =>
       startLocalStack({

@@ -1,4 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before } from 'node:test';
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { projectPath } from '../../src/config';
@@ -85,16 +89,25 @@ export async function waitFor<T>(what: string, probe: () => Promise<T | undefine
   throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
 }
 
-/** A worker in its own process, as in production, so a test can kill it for real; its output is drained. */
+const outputs = new WeakMap<ChildProcess, string>();
+
+/** A worker in its own process, as in production, so a test can kill it for real; the tail of its output is kept. */
 export function spawnWorkerProcess(address: string, dataDir: string): ChildProcess {
   const child = spawn(process.execPath, ['--import', 'tsx', 'workers/main.ts'], {
     cwd: PROJECT_ROOT,
     env: workerProcessEnv(address, dataDir),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  child.stdout!.resume();
-  child.stderr!.resume();
+  outputs.set(child, '');
+  const keep = (chunk: Buffer) => outputs.set(child, `${outputs.get(child)}${chunk.toString()}`.slice(-4_000));
+  child.stdout!.on('data', keep);
+  child.stderr!.on('data', keep);
   return child;
+}
+
+/** The last few kilobytes a worker process printed, to explain one that never polls. */
+export function workerOutput(child: ChildProcess): string {
+  return outputs.get(child) ?? '';
 }
 
 /** Environment of a stand-alone worker process in tests: no fixed metrics ports, so several can run at once. */
@@ -107,4 +120,44 @@ export function workerProcessEnv(address: string, dataDir: string): NodeJS.Proce
     RAMPART_WORKER_METRICS_PORT: '0',
     RAMPART_LOG_LEVEL: 'warn',
   };
+}
+
+/** A dev server and worker processes that a test may kill for real; the fleet's state lives in `dataDir`. */
+export interface WorkerProcessRig {
+  server: DevServer;
+  connection: Connection;
+  client: Client;
+  releases: ReleaseClient;
+  dataDir: string;
+  /** Every worker process started so far, killed (if still running) once the file is done. */
+  workers: ChildProcess[];
+  startWorker(): ChildProcess;
+}
+
+/**
+ * Registers the file's before/after hooks: a dev server and a client before the tests, and after them
+ * every worker process SIGKILLed, the server stopped and the data folder removed, whatever failed.
+ * The fields are filled in by the before hook, so tests read them, never the file's top level.
+ */
+export function workerProcessRig(prefix: string): WorkerProcessRig {
+  const rig = { workers: [] as ChildProcess[] } as unknown as WorkerProcessRig;
+  rig.startWorker = () => {
+    const child = spawnWorkerProcess(rig.server.address, rig.dataDir);
+    rig.workers.push(child);
+    return child;
+  };
+  before(async () => {
+    rig.dataDir = mkdtempSync(join(tmpdir(), `rampart-${prefix}-`));
+    rig.server = await startTestServer();
+    rig.connection = await Connection.connect({ address: rig.server.address });
+    rig.client = new Client({ connection: rig.connection });
+    rig.releases = new ReleaseClient(rig.client);
+  });
+  after(async () => {
+    for (const worker of rig.workers) if (worker.exitCode === null && worker.signalCode === null) worker.kill('SIGKILL');
+    await rig.connection?.close();
+    await rig.server?.stop();
+    if (rig.dataDir) rmSync(rig.dataDir, { recursive: true, force: true });
+  });
+  return rig;
 }

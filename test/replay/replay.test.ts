@@ -51,6 +51,16 @@ describe('replay of recorded histories', () => {
     assert.ok(files.includes('rollback-warm.v4.json'));
   });
 
+  test('releases are recorded after looks became local activities: a look is markers in the history, not activity tasks', () => {
+    const named = (name: string) =>
+      (load('release-promoted.v5.json').events as Array<{ eventType: string; markerRecordedEventAttributes?: { markerName?: string } }>).filter(
+        (e) => e.markerRecordedEventAttributes?.markerName === name,
+      ).length;
+    assert.ok(named('core_local_activity') >= 2, `local looks: ${named('core_local_activity')}`);
+    assert.ok(named('core_patch') >= 1, 'local-looks');
+    for (const name of ['release-rolled-back', 'release-approved-paused-aborted', 'release-superseded']) assert.ok(files.includes(`${name}.v5.json`), name);
+  });
+
   for (const file of files) {
     test(`${file} replays against the current workflow code without non-determinism`, async () => {
       quietSdkLogs();

@@ -1,18 +1,15 @@
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { hostname, tmpdir } from 'node:os';
+import { spawnSync, type ChildProcess } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
-import { Client, Connection } from '@temporalio/client';
+import { test } from 'node:test';
 import { temporal } from '@temporalio/proto';
 import { PROJECT_ROOT } from '../../src/paths';
 import { SimulatedFleet } from '../../src/providers/simulated/fleet';
-import type { DevServer } from '../../src/temporal/dev-server';
-import { ReleaseClient } from '../../src/temporal/releases';
 import { TASK_QUEUE } from '../../workflows/definitions';
 import { fastSpec } from '../helpers/specs';
-import { sha, startTestServer, uniqueService, waitFor, workerProcessEnv } from '../helpers/temporal';
+import { sha, uniqueService, waitFor, workerOutput, workerProcessRig } from '../helpers/temporal';
 
 /*
  * Scaling out is Temporal's job: workers are processes polling one task queue. Two worker processes
@@ -20,30 +17,8 @@ import { sha, startTestServer, uniqueService, waitFor, workerProcessEnv } from '
  * with SIGKILL midway and the other finishes every release.
  */
 
-let server: DevServer;
-let connection: Connection;
-let client: Client;
-let releases: ReleaseClient;
-let dataDir: string;
-const workers: ChildProcess[] = [];
-
-/** What each worker process printed, to explain a worker that never polls. */
-const output = new Map<ChildProcess, string>();
-
-/** A worker in its own process, without fixed metrics ports. Both share one data folder, as real workers share the real machines they deploy to. */
-function startWorkerProcess(): ChildProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'workers/main.ts'], {
-    cwd: PROJECT_ROOT,
-    env: workerProcessEnv(server.address, dataDir),
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  output.set(child, '');
-  const keep = (chunk: Buffer) => output.set(child, `${output.get(child)}${chunk.toString()}`.slice(-4_000));
-  child.stdout!.on('data', keep);
-  child.stderr!.on('data', keep);
-  workers.push(child);
-  return child;
-}
+// Both workers share one data folder, as real workers share the real machines they deploy to.
+const rig = workerProcessRig('two-workers');
 
 /** The SDK's default worker identity: pid@hostname, distinct per process. */
 function identityOf(child: ChildProcess): string {
@@ -51,7 +26,7 @@ function identityOf(child: ChildProcess): string {
 }
 
 async function pollerIdentities(queue = TASK_QUEUE): Promise<Set<string>> {
-  const { pollers } = await connection.workflowService.describeTaskQueue({
+  const { pollers } = await rig.connection.workflowService.describeTaskQueue({
     namespace: 'default',
     taskQueue: { name: queue },
     taskQueueType: temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
@@ -64,13 +39,13 @@ async function untilPolling(children: ChildProcess[], timeoutMs = 60_000): Promi
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     for (const child of children) {
-      if (child.exitCode !== null || child.signalCode !== null) throw new Error(`worker ${child.pid} exited before polling:\n${output.get(child)}`);
+      if (child.exitCode !== null || child.signalCode !== null) throw new Error(`worker ${child.pid} exited before polling:\n${workerOutput(child)}`);
     }
     const seen = await pollerIdentities();
     if (children.every((child) => seen.has(identityOf(child)))) return;
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
-  throw new Error(`workers not polling after ${timeoutMs} ms:\n${children.map((child) => output.get(child)).join('\n')}`);
+  throw new Error(`workers not polling after ${timeoutMs} ms:\n${children.map((child) => workerOutput(child)).join('\n')}`);
 }
 
 interface WorkDone {
@@ -81,7 +56,7 @@ interface WorkDone {
 }
 
 async function workDone(workflowId: string): Promise<WorkDone> {
-  const history = await client.workflow.getHandle(workflowId).fetchHistory();
+  const history = await rig.client.workflow.getHandle(workflowId).fetchHistory();
   const done: WorkDone = { workflowTasks: [], activities: [] };
   for (const event of history.events ?? []) {
     const completed = event.workflowTaskCompletedEventAttributes?.identity;
@@ -92,24 +67,9 @@ async function workDone(workflowId: string): Promise<WorkDone> {
   return done;
 }
 
-before(async () => {
-  dataDir = mkdtempSync(join(tmpdir(), 'rampart-two-workers-'));
-  server = await startTestServer();
-  connection = await Connection.connect({ address: server.address });
-  client = new Client({ connection });
-  releases = new ReleaseClient(client);
-});
-
-after(async () => {
-  for (const worker of workers) if (worker.exitCode === null && worker.signalCode === null) worker.kill('SIGKILL');
-  await connection?.close();
-  await server?.stop();
-  rmSync(dataDir, { recursive: true, force: true });
-});
-
 test('releases spread over two worker processes, and all finish promoted when one is killed with SIGKILL midway', { timeout: 120_000 }, async (t) => {
-  const doomed = startWorkerProcess();
-  const survivor = startWorkerProcess();
+  const doomed = rig.startWorker();
+  const survivor = rig.startWorker();
   const [doomedId, survivorId] = [identityOf(doomed), identityOf(survivor)];
   // Both poll before the first release, so neither takes everything by being first.
   await untilPolling([doomed, survivor]);
@@ -119,14 +79,14 @@ test('releases spread over two worker processes, and all finish promoted when on
     Array.from({ length: 8 }, async (_, i) => {
       const service = uniqueService('spread');
       const version = sha(`spread-${i}`);
-      const { releaseId } = await releases.submit(fastSpec(service, version, { bake, analysis: { interval: '500ms' } }));
+      const { releaseId } = await rig.releases.submit(fastSpec(service, version, { bake, analysis: { interval: '500ms' } }));
       return { service, version, releaseId };
     }),
   );
 
   // Midway: every release has begun, and at least half are into their canary or beyond.
   await waitFor('the releases midway', async () => {
-    const steps = await Promise.all(started.map(async ({ releaseId }) => (await releases.status(releaseId)).step?.name));
+    const steps = await Promise.all(started.map(async ({ releaseId }) => (await rig.releases.status(releaseId)).step?.name));
     return steps.every((s) => s !== undefined) && steps.filter((s) => s !== 'synthetic' && s !== 'canary-internal').length >= 4;
   }, 60_000, 50);
   const doneBeforeKill = await Promise.all(started.map(({ releaseId }) => workDone(releaseId)));
@@ -135,7 +95,7 @@ test('releases spread over two worker processes, and all finish promoted when on
   assert.equal(doomed.signalCode, 'SIGKILL');
 
   for (const { releaseId } of started) {
-    const result = await releases.result(releaseId);
+    const result = await rig.releases.result(releaseId);
     assert.equal(result.outcome?.result, 'promoted', `${releaseId}: ${JSON.stringify(result.outcome)}`);
   }
 
@@ -157,7 +117,7 @@ test('releases spread over two worker processes, and all finish promoted when on
 
   // The shared fleet ends as each workflow says: the new version in the stable slot, the canary slot empty, no canary traffic.
   for (const { service, version } of started) {
-    const fleet = new SimulatedFleet({ stateDir: join(dataDir, 'simulated') }).reload(service)!;
+    const fleet = new SimulatedFleet({ stateDir: join(rig.dataDir, 'simulated') }).reload(service)!;
     assert.deepEqual(fleet.slots, { stable: version, canary: null }, service);
     assert.equal(fleet.routes.canaryWeight, 0, service);
     assert.equal(fleet.events.filter((e) => e.action === 'deploy' && e.slot === 'canary').length, 1, `${service}: the canary was started once`);
@@ -171,14 +131,14 @@ test("the image's worker health check passes while this host's worker polls, and
   const dockerfile = readFileSync(join(PROJECT_ROOT, 'Dockerfile'), 'utf8');
   const script = /^COPY <<'EOF' \/app\/healthcheck\.cjs\n([\s\S]*?)^EOF$/m.exec(dockerfile)?.[1];
   assert.ok(script, 'the Dockerfile writes /app/healthcheck.cjs from a heredoc');
-  const file = join(dataDir, 'healthcheck.cjs');
+  const file = join(rig.dataDir, 'healthcheck.cjs');
   writeFileSync(file, script);
 
-  const worker = startWorkerProcess();
+  const worker = rig.startWorker();
   await untilPolling([worker]);
   const check = (queue: string) =>
     spawnSync(process.execPath, [file], {
-      env: { PATH: process.env.PATH ?? '', NODE_PATH: join(PROJECT_ROOT, 'node_modules'), RAMPART_ROLE: 'worker', TEMPORAL_ADDRESS: server.address, RAMPART_TASK_QUEUE: queue },
+      env: { PATH: process.env.PATH ?? '', NODE_PATH: join(PROJECT_ROOT, 'node_modules'), RAMPART_ROLE: 'worker', TEMPORAL_ADDRESS: rig.server.address, RAMPART_TASK_QUEUE: queue },
       encoding: 'utf8',
       timeout: 15_000,
     });

@@ -43,7 +43,8 @@ describe('release lifecycle on a real dev server (continue-as-new suggested afte
   test('a release baking through three continue-as-new generations promotes, keeping its status', async () => {
     const service = uniqueService('long');
     const version = sha('long-bake');
-    const { releaseId } = await rig.releases.submit(fastSpec(service, version, { bake: { 'ramp-10': '30s' }, analysis: { interval: '100ms' } }));
+    // The server fires 100 ms timers about a second apart: some 60 looks, about 7 history events each (local activities).
+    const { releaseId } = await rig.releases.submit(fastSpec(service, version, { bake: { 'ramp-10': '60s' }, analysis: { interval: '100ms' } }));
     const result = await rig.releases.result(releaseId);
     assert.equal(result.outcome?.result, 'promoted', result.outcome?.reason);
     assert.ok(result.generation >= 3, `generations: ${result.generation}`);

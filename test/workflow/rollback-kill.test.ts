@@ -1,29 +1,12 @@
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
-import { Client, Connection } from '@temporalio/client';
+import { test } from 'node:test';
 import { SimulatedFleet } from '../../src/providers/simulated/fleet';
 import { validateReleaseSpec } from '../../src/spec/parse';
 import type { ReleaseSpec } from '../../src/spec/release-spec';
-import type { DevServer } from '../../src/temporal/dev-server';
-import { ReleaseClient } from '../../src/temporal/releases';
-import { sha, startTestServer, uniqueService, waitFor, spawnWorkerProcess } from '../helpers/temporal';
+import { sha, uniqueService, waitFor, workerProcessRig } from '../helpers/temporal';
 
-let server: DevServer;
-let connection: Connection;
-let client: Client;
-let releases: ReleaseClient;
-let dataDir: string;
-const workers: ChildProcess[] = [];
-
-function startWorkerProcess(): ChildProcess {
-  const child = spawnWorkerProcess(server.address, dataDir);
-  workers.push(child);
-  return child;
-}
+const rig = workerProcessRig('rollback-kill');
 
 /** Straight to 100%, nothing judged; every fleet call takes a second, so a rollback runs long enough to be hit. */
 function slowSpec(service: string, version: string, warmWindow = '0s'): ReleaseSpec {
@@ -37,25 +20,11 @@ function slowSpec(service: string, version: string, warmWindow = '0s'): ReleaseS
   });
 }
 
-before(async () => {
-  dataDir = mkdtempSync(join(tmpdir(), 'rampart-rollback-kill-'));
-  server = await startTestServer();
-  connection = await Connection.connect({ address: server.address });
-  client = new Client({ connection });
-  releases = new ReleaseClient(client);
-});
-
-after(async () => {
-  for (const worker of workers) if (worker.exitCode === null) worker.kill('SIGKILL');
-  await connection?.close();
-  await server?.stop();
-  rmSync(dataDir, { recursive: true, force: true });
-});
-
 test('a worker SIGKILLed mid-rollback leaves all traffic on v1, and the rollback finishes on another worker', async () => {
+  const { releases } = rig;
   const service = uniqueService('rb-kill');
   const [v1, v2] = [sha(`${service}-1`), sha(`${service}-2`)];
-  const first = startWorkerProcess();
+  const first = rig.startWorker();
   for (const version of [v1, v2]) {
     const { releaseId } = await releases.submit(slowSpec(service, version));
     assert.equal((await releases.result(releaseId)).outcome?.result, 'promoted');
@@ -64,7 +33,7 @@ test('a worker SIGKILLed mid-rollback leaves all traffic on v1, and the rollback
 
   const answer = await releases.rollback(service, 'production', { actor: 'olga', reason: 'v2 is bad' });
   // Kill while v1 replaces v2 in the stable slot: all traffic is on v1 in the canary slot by then.
-  const handle = client.workflow.getHandle(answer.releaseId!);
+  const handle = rig.client.workflow.getHandle(answer.releaseId!);
   await waitFor('promoteStable running on the first worker', async () => {
     const pending = (await handle.describe()).raw.pendingActivities ?? [];
     return pending.some((a) => a.activityType?.name === 'promoteStable' && a.lastStartedTime);
@@ -72,11 +41,11 @@ test('a worker SIGKILLed mid-rollback leaves all traffic on v1, and the rollback
   first.kill('SIGKILL');
   await new Promise((resolve) => first.once('exit', resolve));
 
-  startWorkerProcess();
+  rig.startWorker();
   const result = await releases.result(answer.releaseId!);
   assert.equal(result.outcome?.result, 'rolled-back-to');
 
-  const fleet = new SimulatedFleet({ stateDir: join(dataDir, 'simulated') }).reload(service)!;
+  const fleet = new SimulatedFleet({ stateDir: join(rig.dataDir, 'simulated') }).reload(service)!;
   assert.deepEqual(fleet.slots, { stable: v1, canary: null });
   assert.deepEqual(fleet.routes, { canaryWeight: 0, internalAudience: null });
   // From the moment v1 took all traffic, users only ever reached v1, across the kill.
@@ -101,10 +70,11 @@ test('a worker SIGKILLed mid-rollback leaves all traffic on v1, and the rollback
 });
 
 test('a worker SIGKILLed while a release switches back to its warm instance leaves traffic on a serving version, and the rollback arrives', async () => {
+  const { releases } = rig;
   const service = uniqueService('rb-kill-warm');
   const [v1, v2] = [sha(`${service}-1`), sha(`${service}-2`)];
-  for (const worker of workers) if (worker.exitCode === null) worker.kill('SIGKILL');
-  const first = startWorkerProcess();
+  for (const worker of rig.workers) if (worker.exitCode === null) worker.kill('SIGKILL');
+  const first = rig.startWorker();
   const { releaseId: v1Release } = await releases.submit(slowSpec(service, v1));
   assert.equal((await releases.result(v1Release)).outcome?.result, 'promoted');
   const { releaseId: v2Release } = await releases.submit(slowSpec(service, v2, '10m'));
@@ -112,7 +82,7 @@ test('a worker SIGKILLed while a release switches back to its warm instance leav
 
   const answer = await releases.rollback(service, 'production', { actor: 'olga', reason: 'v2 is bad' });
   // Kill while the release moves traffic back to the warm v1 (each fleet call takes a second).
-  const handle = client.workflow.getHandle(v2Release);
+  const handle = rig.client.workflow.getHandle(v2Release);
   await waitFor('the switch back running on the first worker', async () => {
     const pending = (await handle.describe()).raw.pendingActivities ?? [];
     return pending.some((a) => a.activityType?.name === 'setRoutes' && a.lastStartedTime);
@@ -120,13 +90,13 @@ test('a worker SIGKILLed while a release switches back to its warm instance leav
   first.kill('SIGKILL');
   await new Promise((resolve) => first.once('exit', resolve));
 
-  startWorkerProcess();
+  rig.startWorker();
   const v2Result = await releases.result(v2Release);
   assert.ok(v2Result.history.some((t) => t.event === 'switched-to-warm'));
   const result = await waitFor('the rollback to arrive', async () => releases.result(answer.releaseId!), 60_000);
   assert.equal(result.outcome?.result, 'rolled-back-to');
 
-  const fleet = new SimulatedFleet({ stateDir: join(dataDir, 'simulated') }).reload(service)!;
+  const fleet = new SimulatedFleet({ stateDir: join(rig.dataDir, 'simulated') }).reload(service)!;
   assert.deepEqual(fleet.slots, { stable: v1, canary: null });
   assert.deepEqual(fleet.routes, { canaryWeight: 0, internalAudience: null });
   // From v2 taking all traffic on, every moment served v2 alone or v1 alone: never a slot with nothing in it.

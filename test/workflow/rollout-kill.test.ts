@@ -1,42 +1,18 @@
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
-import { Client, Connection } from '@temporalio/client';
+import { test } from 'node:test';
 import { SimulatedFleet } from '../../src/providers/simulated/fleet';
 import { validateReleaseSpec } from '../../src/spec/parse';
-import type { DevServer } from '../../src/temporal/dev-server';
-import { ReleaseClient } from '../../src/temporal/releases';
 import { fastSpec } from '../helpers/specs';
-import { sha, spawnWorkerProcess, startTestServer, uniqueService, waitFor } from '../helpers/temporal';
+import { sha, uniqueService, waitFor, workerProcessRig } from '../helpers/temporal';
 
-let server: DevServer;
-let connection: Connection;
-let releases: ReleaseClient;
-let dataDir: string;
-const workers: ChildProcess[] = [];
-
-before(async () => {
-  dataDir = mkdtempSync(join(tmpdir(), 'rampart-rollout-kill-'));
-  server = await startTestServer();
-  connection = await Connection.connect({ address: server.address });
-  releases = new ReleaseClient(new Client({ connection }));
-});
-
-after(async () => {
-  for (const worker of workers) if (worker.exitCode === null) worker.kill('SIGKILL');
-  await connection?.close();
-  await server?.stop();
-  rmSync(dataDir, { recursive: true, force: true });
-});
+const rig = workerProcessRig('rollout-kill');
 
 test('a worker SIGKILLed during wave 2 changes nothing in the end state', async () => {
   const service = uniqueService('rollout-kill');
   const version = sha(`${service}-v`);
-  const first = spawnWorkerProcess(server.address, dataDir);
-  workers.push(first);
+  const { releases, dataDir } = rig;
+  const first = rig.startWorker();
   const baking = fastSpec(service, version, { bake: { 'ramp-10': '4s' } }).strategy;
   const spec = validateReleaseSpec({
     ...fastSpec(service, version),
@@ -55,7 +31,7 @@ test('a worker SIGKILLed during wave 2 changes nothing in the end state', async 
   assert.equal(first.signalCode, 'SIGKILL');
   assert.equal((await releases.inspect(r2))?.running, true, 'the kill landed while r2 was still in flight');
 
-  workers.push(spawnWorkerProcess(server.address, dataDir));
+  rig.startWorker();
   const status = await releases.rolloutResult(rolloutId);
   assert.equal(status.state, 'promoted', status.reason ?? '');
   assert.deepEqual(status.regions.map((r) => [r.region, r.state, r.outcome]), [['r1', 'promoted', 'promoted'], ['r2', 'promoted', 'promoted'], ['r3', 'promoted', 'promoted']]);

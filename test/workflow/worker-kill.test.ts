@@ -1,46 +1,17 @@
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
-import { Client, Connection } from '@temporalio/client';
+import { test } from 'node:test';
 import { SimulatedFleet } from '../../src/providers/simulated/fleet';
-import type { DevServer } from '../../src/temporal/dev-server';
-import { ReleaseClient } from '../../src/temporal/releases';
 import { fastSpec, STABLE } from '../helpers/specs';
-import { sha, startTestServer, uniqueService, waitFor, spawnWorkerProcess } from '../helpers/temporal';
+import { sha, uniqueService, waitFor, workerProcessRig } from '../helpers/temporal';
 
-let server: DevServer;
-let connection: Connection;
-let releases: ReleaseClient;
-let dataDir: string;
-const workers: ChildProcess[] = [];
-
-function startWorkerProcess(): ChildProcess {
-  const child = spawnWorkerProcess(server.address, dataDir);
-  workers.push(child);
-  return child;
-}
-
-before(async () => {
-  dataDir = mkdtempSync(join(tmpdir(), 'rampart-kill-'));
-  server = await startTestServer();
-  connection = await Connection.connect({ address: server.address });
-  releases = new ReleaseClient(new Client({ connection }));
-});
-
-after(async () => {
-  for (const worker of workers) if (worker.exitCode === null) worker.kill('SIGKILL');
-  await connection?.close();
-  await server?.stop();
-  rmSync(dataDir, { recursive: true, force: true });
-});
+const rig = workerProcessRig('kill');
 
 test('a worker killed with SIGKILL mid-release is replaced and the release finishes with the right end state', async () => {
+  const { releases, dataDir } = rig;
   const service = uniqueService('kill');
   const version = sha('survivor');
-  const first = startWorkerProcess();
+  const first = rig.startWorker();
   const bake = { 'canary-internal': '1s', 'canary-5': '1s', 'ramp-10': '2s', 'ramp-50': '1s', full: '1s' };
   const { releaseId } = await releases.submit(fastSpec(service, version, { bake, analysis: { interval: '200ms' } }));
 
@@ -49,7 +20,7 @@ test('a worker killed with SIGKILL mid-release is replaced and the release finis
   await new Promise((resolve) => first.once('exit', resolve));
   assert.equal(first.signalCode, 'SIGKILL');
 
-  startWorkerProcess();
+  rig.startWorker();
   const result = await releases.result(releaseId);
   assert.equal(result.outcome?.result, 'promoted');
 
@@ -69,20 +40,21 @@ test('a worker killed with SIGKILL mid-release is replaced and the release finis
 });
 
 test('a worker SIGKILLed during a rollback is replaced and traffic is back on stable within 30 s', async () => {
+  const { releases, dataDir } = rig;
   const service = uniqueService('kill-undo');
   const version = sha('faulty-undo');
   // Only the worker this test kills may run the undo: stop the ones earlier tests left polling.
-  for (const worker of workers.filter((w) => w.exitCode === null && w.signalCode === null)) {
+  for (const worker of rig.workers.filter((w) => w.exitCode === null && w.signalCode === null)) {
     worker.kill('SIGKILL');
     await new Promise((resolve) => worker.once('exit', resolve));
   }
-  const first = startWorkerProcess();
+  const first = rig.startWorker();
   // Every fleet call takes 2 s, so an undo is in flight for a while: the kill lands inside one.
   const health = { [version]: { errorRate: 0.3 } };
   const spec = fastSpec(service, version, { health, providerLatencyMs: 2_000, bake: { 'canary-internal': '30s' }, load: { maxIncreaseOverStable: 1 }, analysis: { interval: '1s' } });
   const { releaseId } = await releases.submit(spec);
   // Kill while an undo is running on the first worker: the server lists it as a started pending activity.
-  const handle = new Client({ connection }).workflow.getHandle(releaseId);
+  const handle = rig.client.workflow.getHandle(releaseId);
   const running = await waitFor('an undo running on the first worker', async () => {
     const description = await handle.describe();
     const pending = description.raw.pendingActivities ?? [];
@@ -94,7 +66,7 @@ test('a worker SIGKILLed during a rollback is replaced and traffic is back on st
   await new Promise((resolve) => first.once('exit', resolve));
   const killedAt = Date.now();
 
-  startWorkerProcess();
+  rig.startWorker();
   const fleetFile = () => new SimulatedFleet({ stateDir: join(dataDir, 'simulated') }).reload(service);
   await waitFor('traffic back on stable', async () => {
     const fleet = fleetFile();
@@ -106,7 +78,7 @@ test('a worker SIGKILLed during a rollback is replaced and traffic is back on st
   const result = await releases.result(releaseId);
   assert.equal(result.outcome?.result, 'rolled-back');
   // Where the kill landed: an undo attempt was lost with the worker and retried on the new one.
-  const history = await new Client({ connection }).workflow.getHandle(releaseId).fetchHistory();
+  const history = await rig.client.workflow.getHandle(releaseId).fetchHistory();
   const undoAttempts = (history.events ?? [])
     .filter((e) => e.activityTaskStartedEventAttributes)
     .map((e) => e.activityTaskStartedEventAttributes!.attempt ?? 1);

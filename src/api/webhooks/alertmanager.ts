@@ -19,7 +19,7 @@ const labelSet = z.record(z.string().max(1_000), z.string().max(10_000));
 export const alertSchema = z.looseObject({
   status: z.enum(['firing', 'resolved']),
   labels: labelSet.describe(
-    "Matched to releases by service and, when present, environment and region (a region label steers that region's release of a rollout); rampart_action (pause or abort) overrides the policy.",
+    "Matched to releases by service and, when present, environment and region (a region label steers that region's release of a rollout; an alert without one steers every region's); rampart_action (pause or abort) overrides the policy.",
   ),
   annotations: labelSet.default({}),
   startsAt: timestamp,
@@ -82,16 +82,31 @@ function endOf(alert: Alert, startsAt: number): number | null {
  * The environments an alert without an environment label may mean: those the service is registered
  * for, and those it has a release running in.
  */
-async function environmentsOf(ctx: ApiContext, service: string): Promise<string[]> {
-  const environments = new Set(ctx.specs.list().filter((e) => e.service === service).map((e) => e.environment));
-  for (const release of await ctx.releases.list({ service, status: 'running' })) if (release.environment) environments.add(release.environment);
-  return [...environments].sort();
+/**
+ * The lanes of a service an alert concerns, as [environment, region] pairs: one environment's when the alert
+ * names it, else every environment the service is registered in or has a release running in. An alert without
+ * a region label concerns the service everywhere: the lane without a region and every region's lane that has
+ * a release running (a rule written before the service had regions must still stop a bad rollout).
+ */
+async function lanesOf(ctx: ApiContext, service: string, environment: string | undefined, region: string | undefined): Promise<Array<[string, string | undefined]>> {
+  if (environment && region) return [[environment, region]];
+  const running = await ctx.releases.list({ service, status: 'running', ...(environment ? { environment } : {}) });
+  const environments = new Set(environment ? [environment] : ctx.specs.list().filter((e) => e.service === service).map((e) => e.environment));
+  for (const release of running) if (release.environment) environments.add(release.environment);
+  const lanes = new Map<string, [string, string | undefined]>();
+  for (const env of [...environments].sort()) lanes.set(placeOf(env, region), [env, region]);
+  if (region === undefined) {
+    for (const release of running) {
+      if (release.region && release.environment && environments.has(release.environment)) lanes.set(placeOf(release.environment, release.region), [release.environment, release.region]);
+    }
+  }
+  return [...lanes.values()];
 }
 
 interface LaneBatch {
   service: string;
   environment: string;
-  /** Set when the alert names a region: the lane of that region of a rollout. */
+  /** The region of a rollout's lane: the alert's region label, or, for an alert without one, each region with a release running. */
   region?: string;
   notices: AlertNotice[];
 }
@@ -103,7 +118,8 @@ export async function applyAlerts(ctx: ApiContext, payload: AlertmanagerPayload,
   /** Per alert, in payload order: what it was (or was not) handed to. */
   const routed: Array<{ alert: Alert; fingerprint: string; lanes: string[]; refused?: string; note: string }> = [];
   const seenInPayload = new Set<string>();
-  const environmentsByService = new Map<string, string[]>();
+  /** Per service, environment and region label (or their absence): the lanes, looked up once per notification. */
+  const lanesByScope = new Map<string, Array<[string, string | undefined]>>();
 
   for (const alert of payload.alerts) {
     const fingerprint = fingerprintOf(alert);
@@ -126,8 +142,8 @@ export async function applyAlerts(ctx: ApiContext, payload: AlertmanagerPayload,
       routed.push({ alert, fingerprint, lanes: [], note, refused: `region label "${region}" is not a region name` });
       continue;
     }
-    if (!environment && !environmentsByService.has(service)) environmentsByService.set(service, await environmentsOf(ctx, service));
-    const environments = environment ? [environment] : environmentsByService.get(service)!;
+    const scope = `${service}/${environment ?? '*'}/${region ?? '*'}`;
+    if (!lanesByScope.has(scope)) lanesByScope.set(scope, await lanesOf(ctx, service, environment, region));
     const startsAt = Date.parse(alert.startsAt);
     const notice: AlertNotice = {
       fingerprint,
@@ -139,9 +155,9 @@ export async function applyAlerts(ctx: ApiContext, payload: AlertmanagerPayload,
       reason: reasonFor(alert),
     };
     const lanes: string[] = [];
-    for (const env of environments) {
-      const key = `${service}/${placeOf(env, region)}`;
-      if (!batches.has(key)) batches.set(key, { service, environment: env, ...(region ? { region } : {}), notices: [] });
+    for (const [env, laneRegion] of lanesByScope.get(scope)!) {
+      const key = `${service}/${placeOf(env, laneRegion)}`;
+      if (!batches.has(key)) batches.set(key, { service, environment: env, ...(laneRegion ? { region: laneRegion } : {}), notices: [] });
       batches.get(key)!.notices.push(notice);
       lanes.push(key);
     }
