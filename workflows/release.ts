@@ -359,6 +359,11 @@ export async function releaseWorkflow({ releaseId, spec, carried }: ReleaseWorkf
         case 'rollback':
           throw new RollbackRelease(action.reason, 'analysis');
         case 'pause':
+          // A drill never waits for a person: a canary phase that cannot tell its fault apart failed the drill.
+          if (spec.drill && spec.drillKind !== 'revert' && patched('drill-never-pauses')) {
+            record('drill-fault-undetected', { reason: `the canary phase could not decide in ${step.name}: ${action.reason}` });
+            throw new RollbackRelease(`drill fault not caught in ${step.name}: ${action.reason}`, 'drill-undetected');
+          }
           feed({ kind: 'engine-pause', reason: action.reason, at: new Date().toISOString() });
           continue;
         case 'look': {

@@ -55,7 +55,7 @@ function drillBody(service: string, extra: Record<string, unknown> = {}): Record
       target: { type: 'simulated' },
       strategy: {
         steps: [
-          { name: 'canary', phase: 'canary', weight: 5, bake: '2s' },
+          { name: 'canary', phase: 'canary', weight: 20, bake: '2s' },
           { name: 'full', phase: 'full', weight: 100 },
         ],
       },

@@ -144,7 +144,7 @@ describe('drills and DORA on the cluster', () => {
       token: TOKENS.operator.token,
       body: {
         service,
-        spec: { target: { type: 'simulated' }, strategy: { steps: [{ name: 'canary', phase: 'canary', weight: 5, bake: '2s' }, { name: 'full', phase: 'full', weight: 100 }] }, analysis: { interval: '200ms' } },
+        spec: { target: { type: 'simulated' }, strategy: { steps: [{ name: 'canary', phase: 'canary', weight: 20, bake: '2s' }, { name: 'full', phase: 'full', weight: 100 }] }, analysis: { interval: '200ms' } },
         fault: { errorRate: 0.5 },
         every: '2s',
       },

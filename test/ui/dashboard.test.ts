@@ -188,7 +188,7 @@ describe('the release dashboard', { skip }, () => {
       token: TOKENS.operator.token,
       body: {
         service: drilled,
-        spec: { target: { type: 'simulated' }, strategy: { steps: [{ name: 'canary', phase: 'canary', weight: 5, bake: '2s' }, { name: 'full', phase: 'full', weight: 100 }] }, analysis: { interval: '200ms' } },
+        spec: { target: { type: 'simulated' }, strategy: { steps: [{ name: 'canary', phase: 'canary', weight: 20, bake: '2s' }, { name: 'full', phase: 'full', weight: 100 }] }, analysis: { interval: '200ms' } },
         fault: { errorRate: 0.5 },
         every: '1h',
       },

@@ -25,7 +25,7 @@ function drillTemplate() {
     target: { type: 'simulated' as const },
     strategy: {
       steps: [
-        { name: 'canary', phase: 'canary' as const, weight: 5, bake: '2s' },
+        { name: 'canary', phase: 'canary' as const, weight: 20, bake: '2s' },
         { name: 'full', phase: 'full' as const, weight: 100 },
       ],
     },

@@ -152,6 +152,20 @@ describe('release lifecycle on a real dev server (continue-as-new suggested afte
     assert.equal(fleetOf(service).slots.canary, null);
   });
 
+  test('a drill whose canary cannot tell its fault apart fails the drill and rolls back, never waiting for a person', async () => {
+    const service = uniqueService('drill-undecided');
+    const version = sha('undecided-fault');
+    // One request a second, 5% of it on the canary: far too little to tell, however faulty the build.
+    const spec = fastSpec(service, version, { drill: true, bake: { 'canary-5': '1s' }, health: { [version]: { errorRate: 0.5 } }, load: { maxIncreaseOverStable: 1 }, trafficPerSecond: 1 });
+    const { releaseId } = await rig.releases.submit(spec);
+    const result = await rig.releases.result(releaseId);
+    assert.equal(result.outcome?.result, 'rolled-back');
+    assert.match(result.outcome?.reason ?? '', /drill fault not caught in canary-5: not enough evidence/);
+    assert.ok(result.history.some((t) => t.event === 'drill-fault-undetected'));
+    assert.ok(!result.history.some((t) => t.event === 'paused'), 'never paused');
+    assert.deepEqual(fleetOf(service).routes, { canaryWeight: 0, internalAudience: null });
+  });
+
   test('each hook gets the activity timeout and the retries it declares', async () => {
     const service = uniqueService('hooks');
     const hooks = { 'ramp-10': { before: [{ name: 'migrate', url: 'http://127.0.0.1:9/never', timeout: '3m', retries: 0 }] } };
