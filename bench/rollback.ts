@@ -18,39 +18,23 @@ import { ReleaseClient } from '../src/temporal/releases';
 import { allocateService, Cleanups, probe, removeService, runtimeCommand, straightSpec } from '../test/e2e/helpers';
 import { sha, waitFor } from '../test/helpers/temporal';
 import { createReleaseWorker } from '../workers/worker';
-import { percentile, round } from './stats';
+import { percentile, round, summarize, type LatencySummary } from './stats';
 
 const TASK_QUEUE = 'rampart-bench-rollback';
 
-export interface RollbackLatency {
-  trials: number;
-  p50Ms: number;
-  p99Ms: number;
-  minMs: number;
-  maxMs: number;
-}
 
 export interface RollbackBenchResult {
   /** One `set weight` through the runtime API, sent to read back. */
-  floor: RollbackLatency;
+  floor: LatencySummary;
   /** Rollback command to the warm-window release's canary server (the bad version) at weight 0. */
-  warm: RollbackLatency;
+  warm: LatencySummary;
   /** Rollback command to the stable server (the bad version) at weight 0, the previous version started cold in the canary slot. */
-  cold: RollbackLatency;
+  cold: LatencySummary;
   goals: { warmP99Ms: number; coldP99Ms: number };
   meetsGoals: { warm: boolean; cold: boolean };
   config: { service: string; command: string; warmWindow: string };
 }
 
-function summarize(samples: number[]): RollbackLatency {
-  return {
-    trials: samples.length,
-    p50Ms: round(percentile(samples, 50), 1),
-    p99Ms: round(percentile(samples, 99), 1),
-    minMs: round(Math.min(...samples), 1),
-    maxMs: round(Math.max(...samples), 1),
-  };
-}
 
 async function weightOf(socket: string, service: string, server: 'stable' | 'canary'): Promise<number> {
   const answer = (await runtimeCommand(socket, `get weight ${service}/${server}`)).trim();
@@ -171,7 +155,7 @@ export async function benchRollback(server: DevServer, options: { trials?: numbe
 }
 
 export function rollbackTableRows(result: RollbackBenchResult): string[] {
-  const ms = (l: RollbackLatency) => `p50 ${l.p50Ms} ms, p99 ${l.p99Ms} ms (${l.trials} trials, max ${l.maxMs} ms)`;
+  const ms = (l: LatencySummary) => `p50 ${l.p50Ms} ms, p99 ${l.p99Ms} ms (${l.trials} trials, max ${l.maxMs} ms)`;
   return [
     `| rollback to the previous version | floor: one runtime-API weight change, sent to read back | ${ms(result.floor)} | |`,
     `| | inside the warm window (route switch): command to HAProxy serving only the previous version | ${ms(result.warm)} | p99 < ${result.goals.warmP99Ms} ms${result.meetsGoals.warm ? '' : ' (missed)'} |`,

@@ -29,7 +29,7 @@ import { allocateService, canaryWeight, Cleanups, DEMO_COMMAND, removeService, r
 import { sha, waitFor } from '../test/helpers/temporal';
 import { releaseSinks } from '../workers/worker';
 import { abortFloorWorkflow, floorGoSignal, floorReadyQuery } from './safety-workflows';
-import { percentile, round } from './stats';
+import { round, summarize, type LatencySummary } from './stats';
 
 const TASK_QUEUE = 'rampart-bench-safety';
 /** Both the floor's workflow and the release wait this long, idle, before the signal or abort that is timed. */
@@ -52,13 +52,6 @@ const TINY_SERVICE_COMMAND = [
     "s.listen(+process.env.PORT,'127.0.0.1');process.on('SIGTERM',()=>{s.close();s.closeAllConnections();process.exit(0)});",
 ];
 
-export interface LatencySummary {
-  trials: number;
-  p50Ms: number;
-  p99Ms: number;
-  minMs: number;
-  maxMs: number;
-}
 
 export interface SafetyResult {
   abortToSafe: {
@@ -94,15 +87,6 @@ export interface DetectToSafe {
     meetsGoal: boolean;
 }
 
-function summarize(samples: number[]): LatencySummary {
-  return {
-    trials: samples.length,
-    p50Ms: round(percentile(samples, 50), 1),
-    p99Ms: round(percentile(samples, 99), 1),
-    minMs: round(Math.min(...samples), 1),
-    maxMs: round(Math.max(...samples), 1),
-  };
-}
 
 /** Reads the canary weight back to back until it satisfies `done`; the time it was first seen (performance.now()). */
 async function watchWeight(socket: string, service: string, done: (weight: number) => boolean, timeoutMs: number): Promise<number> {

@@ -22,3 +22,22 @@ export async function inPool<T, R>(items: readonly T[], width: number, work: (it
   );
   return results;
 }
+
+/** A latency sample set as the benchmarks report it, in milliseconds. */
+export interface LatencySummary {
+  trials: number;
+  p50Ms: number;
+  p99Ms: number;
+  minMs: number;
+  maxMs: number;
+}
+
+export function summarize(samples: number[]): LatencySummary {
+  return {
+    trials: samples.length,
+    p50Ms: round(percentile(samples, 50), 1),
+    p99Ms: round(percentile(samples, 99), 1),
+    minMs: round(Math.min(...samples), 1),
+    maxMs: round(Math.max(...samples), 1),
+  };
+}

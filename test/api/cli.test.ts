@@ -1,20 +1,16 @@
 // The CLI as an operator runs it: a separate process talking to the API over HTTP, driving a real
 // release from start to abort, with the exit codes scripts rely on.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { promisify } from 'node:util';
 import { EXIT } from '../../src/cli/client';
 import type { ReleaseStatus } from '../../src/engine/release-state';
 import { freePort } from '../../src/net';
 import { sha, uniqueService, waitFor } from '../helpers/temporal';
-import { assertProblem, call, releaseUrl, startApiRig, TOKENS, type ApiRig } from './helpers';
+import { assertProblem, call, releaseUrl, startApiRig, TOKENS, type ApiRig, runCli } from './helpers';
 
-const run = promisify(execFile);
-const CLI = resolve(__dirname, '../../src/cli/main.ts');
 
 let api: ApiRig;
 before(async () => {
@@ -24,18 +20,7 @@ after(async () => {
   await api?.close();
 });
 
-async function rampart(args: string[], env: Record<string, string | undefined> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, ['--import', 'tsx', CLI, ...args], {
-      env: { ...process.env, RAMPART_API_URL: api.url, RAMPART_TOKEN: TOKENS.operator.token, ...env },
-      timeout: 60_000,
-    });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const failed = error as { code?: number; stdout?: string; stderr?: string };
-    return { code: typeof failed.code === 'number' ? failed.code : -1, stdout: failed.stdout ?? '', stderr: failed.stderr ?? '' };
-  }
-}
+const rampart = (args: string[], env: Record<string, string | undefined> = {}) => runCli(api.url, args, env);
 
 test('the CLI drives a release from start to abort, and its exit codes say what happened', async () => {
   const service = uniqueService('cli');

@@ -1,6 +1,8 @@
+import { execFile } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
 import type { FastifyInstance } from 'fastify';
 import { buildApp, type ApiDependencies } from '../../src/api/app';
 import { signBody, type ApiToken } from '../../src/api/auth';
@@ -164,4 +166,20 @@ export function assertProblem(answer: Answer, status: number): Record<string, un
   const type = answer.headers.get('content-type') ?? '';
   if (!type.startsWith('application/problem+json')) throw new Error(`expected a problem document, got ${type}`);
   return answer.body as never;
+}
+
+const CLI = resolve(__dirname, '../../src/cli/main.ts');
+
+/** The CLI as an operator runs it: a separate process over HTTP, as the operator unless `env` says otherwise; never throws. */
+export async function runCli(apiUrl: string, args: string[], env: Record<string, string | undefined> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await promisify(execFile)(process.execPath, ['--import', 'tsx', CLI, ...args], {
+      env: { ...process.env, RAMPART_API_URL: apiUrl, RAMPART_TOKEN: TOKENS.operator.token, ...env },
+      timeout: 60_000,
+    });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const failed = error as { code?: number; stdout?: string; stderr?: string };
+    return { code: typeof failed.code === 'number' ? failed.code : -1, stdout: failed.stdout ?? '', stderr: failed.stderr ?? '' };
+  }
 }

@@ -1,13 +1,10 @@
 // The rollback command over real HTTP against a real worker and Temporal dev server.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { promisify } from 'node:util';
 import { EXIT } from '../../src/cli/client';
 import type { ReleaseStatus } from '../../src/engine/release-state';
 import { sha, uniqueService, waitFor } from '../helpers/temporal';
-import { assertProblem, call, releaseUrl, signedHeaders, startApiRig, TOKENS, type ApiRig } from './helpers';
+import { assertProblem, call, releaseUrl, signedHeaders, startApiRig, TOKENS, type ApiRig, runCli } from './helpers';
 
 let api: ApiRig;
 const operator = TOKENS.operator.token;
@@ -156,21 +153,7 @@ describe('POST /v1/services/:service/:environment/rollback', () => {
   });
 });
 
-const CLI = resolve(__dirname, '../../src/cli/main.ts');
-
-/** The CLI as an operator runs it: a separate process over HTTP. */
-async function rampart(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await promisify(execFile)(process.execPath, ['--import', 'tsx', CLI, ...args], {
-      env: { ...process.env, RAMPART_API_URL: api.url, RAMPART_TOKEN: operator },
-      timeout: 60_000,
-    });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const failed = error as { code?: number; stdout?: string; stderr?: string };
-    return { code: typeof failed.code === 'number' ? failed.code : -1, stdout: failed.stdout ?? '', stderr: failed.stderr ?? '' };
-  }
-}
+const rampart = (args: string[]) => runCli(api.url, args);
 
 test('rampart rollback: refused with the allowed list (exit 3), then rolls back; the rollback is followed by its id', async () => {
   const service = uniqueService('cli-rb');

@@ -2,15 +2,12 @@
 // regions starts a rollout, its status lists waves and regions, commands act on the rollout or one
 // region, alerts with a region label steer that region, and /regions shows what runs where.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { promisify } from 'node:util';
 import { EXIT } from '../../src/cli/client';
 import type { ReleaseStatus } from '../../src/engine/release-state';
 import type { RolloutStatus } from '../../workflows/definitions';
 import { sha, uniqueService, waitFor } from '../helpers/temporal';
-import { ALERTMANAGER_TOKEN, alertmanagerNotification, assertProblem, call, startApiRig, TOKENS, type ApiRig } from './helpers';
+import { ALERTMANAGER_TOKEN, alertmanagerNotification, assertProblem, call, startApiRig, TOKENS, type ApiRig, runCli } from './helpers';
 
 let api: ApiRig;
 const operator = TOKENS.operator.token;
@@ -39,20 +36,7 @@ function regionedBody(service: string, version: string, extra: Record<string, un
   };
 }
 
-const CLI = resolve(__dirname, '../../src/cli/main.ts');
-
-async function rampart(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await promisify(execFile)(process.execPath, ['--import', 'tsx', CLI, ...args], {
-      env: { ...process.env, RAMPART_API_URL: api.url, RAMPART_TOKEN: operator },
-      timeout: 60_000,
-    });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const failed = error as { code?: number; stdout?: string; stderr?: string };
-    return { code: typeof failed.code === 'number' ? failed.code : -1, stdout: failed.stdout ?? '', stderr: failed.stderr ?? '' };
-  }
-}
+const rampart = (args: string[]) => runCli(api.url, args);
 
 const rolloutUrl = (id: string) => `/v1/rollouts/${encodeURIComponent(id)}`;
 
